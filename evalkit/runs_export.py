@@ -1,0 +1,99 @@
+"""`evalkit runs export` / `runs import`: a run as a file.
+
+Formats are registered by name in :data:`EXPORT_FORMATS`; interoperability formats
+(AlpacaEval, Chatbot Arena, lm-eval) register there too, each in its own module.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from evalkit.errors import EvalkitError
+from evalkit.output import print_rows, to_csv
+from evalkit.store import ResultsStore
+
+# name -> function(store, run_id, out) -> path written (None when printed to stdout)
+Exporter = Callable[[ResultsStore, str, "Path | None"], "Path | None"]
+
+
+def _write_text(text: str, out: Path | None, default_name: str) -> Path | None:
+    if out is None:
+        sys.stdout.write(text)
+        return None
+    if out.is_dir():
+        out = out / default_name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def _flatten(payload: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in payload.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def export_json(store: ResultsStore, run_id: str, out: Path | None) -> Path | None:
+    doc = store.export_run(run_id)
+    return _write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", out, f"{doc['run']['id']}.json")
+
+
+def export_jsonl(store: ResultsStore, run_id: str, out: Path | None) -> Path | None:
+    run_id = store.get_run(run_id, with_metrics=False).id
+    lines = [json.dumps({"run_id": run_id, "item_id": i, **p}, ensure_ascii=False) for i, p in store.samples(run_id)]
+    return _write_text("".join(line + "\n" for line in lines), out, f"{run_id}.jsonl")
+
+
+def export_csv(store: ResultsStore, run_id: str, out: Path | None) -> Path | None:
+    run_id = store.get_run(run_id, with_metrics=False).id
+    rows = [{"item_id": i, **_flatten(p)} for i, p in store.samples(run_id)]
+    columns: list[str] = []
+    for row in rows:
+        columns.extend(k for k in row if k not in columns)
+    return _write_text(to_csv(rows, columns or ["item_id"]), out, f"{run_id}.csv")
+
+
+def export_table(store: ResultsStore, run_id: str, out: Path | None) -> Path | None:
+    record = store.get_run(run_id)
+    rows = [{"metric": n, "value": m.value, "stderr": m.stderr, "n": m.n} for n, m in record.metrics.items()]
+    if out is not None:
+        return _write_text(to_csv(rows, ["metric", "value", "stderr", "n"]), out, f"{record.id}-metrics.csv")
+    print_rows(rows, "table", columns=["metric", "value", "stderr", "n"], title=f"{record.id} ({record.kind}, {record.model})")
+    return None
+
+
+EXPORT_FORMATS: dict[str, Exporter] = {
+    "json": export_json,
+    "jsonl": export_jsonl,
+    "csv": export_csv,
+    "table": export_table,
+}
+
+
+def export_run(store: ResultsStore, run_id: str, fmt: str, out: Path | None = None) -> Path | None:
+    try:
+        exporter = EXPORT_FORMATS[fmt]
+    except KeyError:
+        raise EvalkitError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}") from None
+    return exporter(store, run_id, out)
+
+
+def import_run_file(store: ResultsStore, path: Path) -> str:
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EvalkitError(f"{path}: no such file") from None
+    except json.JSONDecodeError as exc:
+        raise EvalkitError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    return store.import_run(doc, source=str(path))
