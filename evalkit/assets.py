@@ -109,13 +109,18 @@ def gpt2_tokenizer_files(spec: str | None = None) -> tuple[Path, Path]:
 
 
 def save_hf_tokenizer(out_dir: str | os.PathLike[str], spec: str | None = None) -> None:
-    """Write GPT-2 tokenizer files (``vocab.json``, ``merges.txt``, configs) that
-    ``AutoTokenizer.from_pretrained(out_dir)`` and lm-eval load offline."""
+    """Write GPT-2 tokenizer files (``vocab.json``, ``merges.txt``, ``tokenizer.json``, configs)
+    that ``AutoTokenizer.from_pretrained(out_dir)`` and lm-eval load offline."""
     from transformers import GPT2TokenizerFast
 
     vocab, merges = gpt2_tokenizer_files(spec)
-    tokenizer = GPT2TokenizerFast(vocab_file=str(vocab), merges_file=str(merges))
-    tokenizer.save_pretrained(str(out_dir))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # transformers 5 ignores vocab_file/merges_file passed to the constructor (it builds an empty
+    # tokenizer); loading from a folder that holds the two files is the supported way.
+    shutil.copyfile(vocab, out / "vocab.json")
+    shutil.copyfile(merges, out / "merges.txt")
+    GPT2TokenizerFast.from_pretrained(str(out)).save_pretrained(str(out))
 
 
 # -- data files -----------------------------------------------------------------------------

@@ -35,6 +35,8 @@ def _ensure_tiktoken_cache() -> None:
     if not target.is_dir():
         tmp = target.with_name(f"{target.name}.{os.getpid()}")
         shutil.copytree(source, tmp)
+        for path in [tmp, *tmp.iterdir()]:  # the staged copy is read-only; tiktoken may write here
+            path.chmod(path.stat().st_mode | 0o200)
         try:
             tmp.rename(target)
         except OSError:
@@ -80,14 +82,15 @@ def build_tiny_gpt2(out_dir: Path, tokenizer_dir: Path, seed: int = 0, **overrid
     """A randomly initialised GPT2LMHeadModel saved with ``save_pretrained`` beside the real
     GPT-2 tokenizer: loads exactly as ``gpt2-medium`` would (transformers, lm-eval, evalkit)."""
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from evalkit.assets import save_hf_tokenizer
 
     torch.manual_seed(seed)
     config = GPT2Config(**{**TINY_GPT2, **overrides})
     model = GPT2LMHeadModel(config)
     model.save_pretrained(out_dir)
-    tokenizer = GPT2TokenizerFast(vocab_file=str(tokenizer_dir / "vocab.json"), merges_file=str(tokenizer_dir / "merges.txt"))
-    tokenizer.save_pretrained(out_dir)
+    save_hf_tokenizer(out_dir, str(tokenizer_dir))
     return out_dir
 
 
