@@ -1,0 +1,44 @@
+"""Which runs a report or leaderboard covers, with each run's provenance."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from evalkit.report.provenance import Provenance, provenance
+from evalkit.store import ResultsStore, RunRecord
+
+
+@dataclass
+class Collected:
+    runs: list[RunRecord]
+    provenance: dict[str, Provenance] = field(default_factory=dict)
+
+    def of_kind(self, *kinds: str) -> list[RunRecord]:
+        return [r for r in self.runs if r.kind in kinds]
+
+
+def _pairwise_baseline(store: ResultsStore, run_id: str) -> str | None:
+    counts = Counter(p.get("generator_1") for _, p in store.samples(run_id) if p.get("generator_1"))
+    return counts.most_common(1)[0][0] if counts else None
+
+
+def collect_runs(store: ResultsStore, runs: Sequence[str] | None = None, *, include_unfinished: bool = False) -> Collected:
+    """``runs``: run ids (or unambiguous prefixes) to cover; ``None``: every finished run in the
+    store (every run, whatever its status, with ``include_unfinished``)."""
+    if runs is not None:
+        ids = []
+        for run_id in runs:
+            rid = store.get_run(run_id, with_metrics=False).id
+            if rid not in ids:
+                ids.append(rid)
+        wanted = set(ids)
+        records = [r for r in store.list_runs() if r.id in wanted]
+    else:
+        records = [r for r in store.list_runs() if include_unfinished or r.status == "done"]
+    out = Collected(records)
+    for r in records:
+        baseline = _pairwise_baseline(store, r.id) if r.kind == "judge-pairwise" else None
+        out.provenance[r.id] = provenance(r, store.done_items(r.id), baseline=baseline)
+    return out

@@ -1,0 +1,308 @@
+"""``render_report``: one self-contained HTML file with every number, its provenance and its items.
+
+Safety of untrusted text (model responses, judge answers, model names):
+
+* the template is rendered by Jinja2 with autoescaping on;
+* data for the page's script is JSON inside ``<script type="application/json">`` with ``<``,
+  ``>`` and ``&`` written as ``\\u003c``-style escapes, so ``</script>`` or ``<!--`` in a
+  response cannot end the element; large item data is gzip+base64 instead (same guarantee);
+* the page's script puts text on the page through ``textContent`` only;
+* a Content-Security-Policy forbids every network request and allows only the page's own
+  script (by its sha256), so even a payload that slipped through could not run.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from evalkit.report.charts import interval_chart, loss_chart, mmlu_chart
+from evalkit.report.collect import Collected, collect_runs
+from evalkit.report.comparison import MAX_PAIRS, compute_comparisons
+from evalkit.report.drilldown import build_drilldown
+from evalkit.report.leaderboard import COLUMNS, Leaderboard, build_leaderboard, format_cell
+from evalkit.report.provenance import COMPARABILITY_FIELDS, FIELD_LABELS, Provenance
+from evalkit.store import ResultsStore
+
+# item data above this size (bytes of JSON) is embedded gzip-compressed: a 20-model AlpacaEval
+# report is ~25 MB of text as JSON and ~8 MB compressed
+COMPRESS_OVER = 4_000_000
+
+KIND_LABELS = {
+    "mmlu": "MMLU",
+    "judge-score": "Judge score",
+    "judge-pairwise": "Pairwise judge",
+    "arena": "Human rating",
+    "human": "Human votes",
+    "generate": "Responses",
+    "finetune": "Fine-tuning",
+}
+KIND_ORDER = ["judge-score", "judge-pairwise", "generate", "mmlu", "human", "arena", "finetune"]
+FIELD_DISPLAY = {
+    "output": "reference answer (output)",
+    "reference": "reference answer",
+    "response": "model's response",
+    "output_1": "baseline's answer (output_1)",
+    "generator_1": "baseline",
+    "output_2": "model's answer (output_2)",
+    "generator_2": "model",
+    "preference": "preference (1 = baseline better, 2 = model better)",
+    "score": "judge score (0-100)",
+    "raw": "judge's raw answer",
+    "raw_completion": "judge's raw answer",
+    "status": "status",
+    "gold": "correct answer",
+    "pred": "model's answer",
+    "correct": "correct",
+    "outcome": "vote",
+    "response_a": "response A",
+    "response_b": "response B",
+}
+# leaderboard column groups: the n column that follows each group
+N_COLUMNS = {"mmlu_other": ("mmlu_acc", "questions"), "judge_score": ("judge_score", "items"),
+             "lc_win_rate": ("win_rate", "items"), "bt_rating": ("bt_rating", "battles")}
+GROUPS = {"mmlu": "MMLU accuracy %", "judge-score": "LLM judge", "judge-pairwise": "vs baseline %", "arena": "Human votes"}
+TEMPLATES = resources.files("evalkit.report") / "templates"
+
+
+def _template_text(name: str) -> str:
+    return (TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def script_json(value: Any) -> str:
+    """JSON that is safe inside a <script> element: no '<', '>' or '&' characters at all."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _num(value: float | None, digits: int = 6) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def _provenance_pairs(p: Provenance) -> list[tuple[str, str]]:
+    applies = set(COMPARABILITY_FIELDS.get(p.kind, ())) - {"eval_set_hash", "limit"}
+    if p.kind == "mmlu":
+        applies |= {"lm_eval_version"}
+    out = [("run id", p.run_id), ("kind", KIND_LABELS.get(p.kind, p.kind)), ("model", p.model or "several models"),
+           ("status", p.status), ("date", p.date)]
+    for f in ("eval_set", "eval_set_hash", "judge_model", "judge_digest", "template_hash", "num_fewshot",
+              "lm_eval_version", "baseline", "limit"):
+        value = getattr(p, f)
+        if value is not None:
+            out.append((FIELD_LABELS[f], value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)))
+        elif f in applies:
+            out.append((FIELD_LABELS[f], "not recorded"))
+    out.append(("items", f"{p.n_items}" + (f" (set {p.items_hash})" if p.items_hash else "")))
+    out += [("evalkit version", p.evalkit_version or "not recorded"), ("git commit", p.git_commit or "not recorded")]
+    if p.model_path:
+        out.append(("model path", p.model_path))
+    if p.model_hash:
+        out.append(("model hash", p.model_hash))
+    return out
+
+
+def _cell_title(p: Provenance) -> str:
+    parts = [f"run {p.run_id}", p.date[:19].replace("T", " ")]
+    for label, value in p.setup_description():
+        parts.append(f"{label}: {value}")
+    return " · ".join(parts)
+
+
+def _table(board: Leaderboard) -> tuple[list[dict], list[dict]]:
+    columns, keys = [], []
+    previous_kind = None
+    for c in COLUMNS:
+        mixed = bool(board.setups.get(c.kind) and board.setups[c.kind].mixed)
+        group = GROUPS.get(c.kind) if c.kind != previous_kind else None  # label a group once
+        previous_kind = c.kind
+        columns.append({"label": c.label, "group": group, "help": c.help, "mixed": mixed, "is_n": False})
+        keys.append(("value", c))
+        if c.key in N_COLUMNS:
+            source, noun = N_COLUMNS[c.key]
+            columns.append({"label": "n", "group": None, "help": f"number of {noun} behind the number", "mixed": False, "is_n": True})
+            keys.append(("n", COLUMNS[[x.key for x in COLUMNS].index(source)]))
+    rows = []
+    for row in board.rows:
+        cells = []
+        for what, c in keys:
+            if what == "n":
+                n = row.get(f"{c.key}_n")
+                cells.append({"is_n": True, "value": n, "sort": n})
+                continue
+            value = row[c.key]
+            if value is None:
+                cells.append({"is_n": False, "value": None})
+                continue
+            run_id = row[f"{c.key}_run"]
+            scale = 100.0 if c.percent else 1.0
+            stderr = row.get(f"{c.key}_stderr")
+            if c.key == "bt_rating":
+                lo, hi = row.get("bt_rating_ci_low"), row.get("bt_rating_ci_high")
+                extra = f"[{lo:.0f}, {hi:.0f}]" if lo is not None and hi is not None else None
+            else:
+                extra = f"± {stderr * scale:.{c.digits}f}" if stderr is not None else None
+            mixed = bool(board.setups.get(c.kind) and board.setups[c.kind].mixed)
+            cells.append({
+                "is_n": False,
+                "value": f"{value * scale:.{c.digits}f}",
+                "raw": repr(float(value)),
+                "sort": repr(float(value)),
+                "extra": extra,
+                "run": run_id,
+                "title": _cell_title(board.provenance[run_id]) + f" · {format_cell(row, c)}",
+                "best": row["model"] in board.best.get(c.key, ()),
+                "setup": row[f"{c.key}_setup"] if mixed else None,
+            })
+        rows.append({"model": row["model"], "cells": cells})
+    return columns, rows
+
+
+def _charts(store: ResultsStore, board: Leaderboard, collected: Collected) -> list[dict[str, str]]:
+    def mixed(kind: str) -> bool:
+        return bool(board.setups.get(kind) and board.setups[kind].mixed)
+
+    charts = []
+    rows = board.rows
+    svg = interval_chart(rows, "win_rate", title="Pairwise win rate vs baseline", xlabel="win rate, %", prefix="c-win",
+                         mixed=mixed("judge-pairwise"), second_key="lc_win_rate", second_label="length-controlled win rate")
+    if svg:
+        charts.append({"caption": "Win rate against the baseline (bars: ± 1 standard error; diamonds: length-controlled)", "svg": svg})
+    svg = interval_chart(rows, "judge_score", title="Judge score", xlabel="mean score (0-100)", prefix="c-score", mixed=mixed("judge-score"))
+    if svg:
+        charts.append({"caption": "LLM judge score, mean ± 1 standard error", "svg": svg})
+    svg = interval_chart(rows, "bt_rating", title="Human rating (Bradley-Terry)", xlabel="rating (Elo scale)", prefix="c-bt")
+    if svg:
+        charts.append({"caption": "Human Bradley-Terry rating with 95% bootstrap interval (dashed: average, 1000)", "svg": svg})
+    svg = mmlu_chart(rows, prefix="c-mmlu", mixed=mixed("mmlu"))
+    if svg:
+        charts.append({"caption": "MMLU accuracy by category (dashed: chance)", "svg": svg})
+    curves = []
+    for run in collected.of_kind("finetune"):
+        points = sorted((p for _, p in store.samples(run.id)), key=lambda p: (p.get("step") is None, p.get("step") or 0))
+        curves.append((f"{run.model or run.id} ({run.id})", points))
+    svg = loss_chart(curves, prefix="c-loss")
+    if svg:
+        charts.append({"caption": "Fine-tuning: training and validation loss", "svg": svg})
+    return charts
+
+
+def _setup_letters(board: Leaderboard) -> dict[str, str]:
+    """run id -> setup letter, for runs whose kind has several setups."""
+    out = {}
+    for run in board.collected.runs:
+        ks = board.setups.get(run.kind)
+        if ks and ks.mixed:
+            letter = ks.letter_of.get(board.provenance[run.id].comparability_key())
+            if letter:
+                out[run.id] = letter
+    return out
+
+
+def render_report(
+    store: ResultsStore,
+    out: str | Path,
+    *,
+    runs: Sequence[str] | None = None,
+    title: str | None = None,
+    include_unfinished: bool = False,
+    notices: Sequence[str] = (),
+    max_pairs: int = MAX_PAIRS,
+    compress_over: int = COMPRESS_OVER,
+) -> Path:
+    """Write the report for ``runs`` (default: every finished run) to ``out``; returns the path.
+
+    ``notices`` are shown prominently at the top (e.g. "these models are randomly initialised").
+    """
+    from evalkit import __version__
+
+    collected = collect_runs(store, runs, include_unfinished=include_unfinished)
+    board = build_leaderboard(store, collected=collected)
+    table_columns, table_rows = _table(board)
+    models = [r["model"] for r in board.rows]
+    comparisons, comparisons_note = compute_comparisons(store, models, max_pairs=max_pairs)
+    notices = list(notices)
+    unfinished = [r.id for r in collected.runs if r.status != "done"]
+    if unfinished:
+        notices.append(f"{len(unfinished)} run(s) in this report did not finish ({', '.join(unfinished)}): their numbers cover only the items done.")
+
+    items = build_drilldown(store, collected, setup_letter=_setup_letters(board))
+    items_json = script_json(items)
+    if len(items_json.encode("utf-8")) > compress_over:
+        items_payload = base64.b64encode(gzip.compress(items_json.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
+        items_type, items_encoding = "application/octet-stream", "gzip+base64"
+    else:
+        items_payload, items_type, items_encoding = items_json, "application/json", "json"
+
+    meta = {
+        "models": models,
+        "kind_labels": KIND_LABELS,
+        "kind_order": KIND_ORDER,
+        "field_labels": FIELD_DISPLAY,
+        "comparisons": comparisons,
+    }
+    js = _template_text("report.js")
+    if "</script" in js.lower():
+        raise AssertionError("report.js must not contain '</script'")
+    script_hash = base64.b64encode(hashlib.sha256(js.encode("utf-8")).digest()).decode("ascii")
+    csp = ("default-src 'none'; "
+           f"script-src 'sha256-{script_hash}'; style-src 'unsafe-inline'; img-src data:; font-src 'none'; "
+           "connect-src 'none'; base-uri 'none'; form-action 'none'")
+
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: _template_text(name)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    runs_view = []
+    for run in collected.runs:
+        metrics = [
+            {"name": name, "value": _num(m.value), "stderr": _num(m.stderr), "n": _num(m.n),
+             "raw": "" if m.value is None else repr(m.value), "raw_stderr": "" if m.stderr is None else repr(m.stderr),
+             "raw_n": "" if m.n is None else repr(m.n)}
+            for name, m in run.metrics.items()
+        ]
+        runs_view.append({"id": run.id, "kind": run.kind, "model": run.model, "status": run.status,
+                          "provenance": _provenance_pairs(collected.provenance[run.id]),
+                          "n_items": collected.provenance[run.id].n_items, "metrics": metrics})
+    html = env.get_template("report.html.j2").render(
+        title=title or "evalkit leaderboard",
+        csp=csp,
+        css=_template_text("report.css"),
+        js=js,
+        evalkit_version=__version__,
+        generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        store_path=str(store.path),
+        notices=notices,
+        board=board,
+        warnings=board.warnings(),
+        table_columns=table_columns,
+        table_rows=table_rows,
+        setups=[(k, v) for k, v in board.setups.items() if v.mixed],
+        kind_labels=KIND_LABELS,
+        charts=_charts(store, board, collected),
+        comparisons_note=comparisons_note,
+        runs=runs_view,
+        meta_json=script_json(meta),
+        items_payload=items_payload,
+        items_type=items_type,
+        items_encoding=items_encoding,
+    )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(out)
+    return out
