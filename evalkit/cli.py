@@ -232,9 +232,77 @@ def _add_human(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
 # -- report, leaderboard, demo --------------------------------------------------------------
 
 
+def _report_runs(args: argparse.Namespace) -> tuple[list[str] | None, bool]:
+    """(run ids or None for every finished run, include unfinished runs)."""
+    return (_csv_list(args.runs) if args.runs else None), bool(args.all)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from evalkit.report import render_report
+
+    runs, include_unfinished = _report_runs(args)
+    with open_store(args) as store:
+        out = render_report(store, args.out, runs=runs, title=args.title, include_unfinished=include_unfinished)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from evalkit.report.leaderboard_output import write_leaderboard
+
+    runs, include_unfinished = _report_runs(args)
+    with open_store(args) as store:
+        written = write_leaderboard(store, args.format, args.out, runs=runs, include_unfinished=include_unfinished)
+    if written is not None:
+        print(f"wrote {written}", file=sys.stderr)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from evalkit.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        out=args.out, offline=args.offline, data=args.data, mmlu_data=args.mmlu_data, tokenizer=args.tokenizer,
+        base_model=args.base_model, epochs=args.epochs, max_records=args.max_records, mmlu_subjects=_csv_list(args.mmlu_subjects),
+        mmlu_limit=args.mmlu_limit, judge_model=args.judge_model, store=getattr(args, "store", None),
+    )
+    run_demo(options)
+    return 0
+
+
 def _add_report(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [report issue] report, leaderboard, demo
-    pass
+    def runs_options(p: argparse.ArgumentParser) -> None:
+        which = p.add_mutually_exclusive_group()
+        which.add_argument("--runs", metavar="ID,...", help="only these runs (ids or unambiguous prefixes); default: every finished run")
+        which.add_argument("--all", action="store_true", help="every run, including unfinished ones (marked as such)")
+
+    p = sub.add_parser("report", parents=[parent], help="render a self-contained HTML leaderboard with provenance, charts and items")
+    runs_options(p)
+    p.add_argument("--title", help="page title (default: evalkit leaderboard)")
+    p.add_argument("--out", type=Path, default=Path("reports/leaderboard.html"), help="HTML file to write")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("leaderboard", parents=[parent], help="the leaderboard in the terminal or as JSON, CSV or Markdown")
+    runs_options(p)
+    _add_format(p, choices=("table", "json", "csv", "md"))
+    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.set_defaults(func=cmd_leaderboard)
+
+    from evalkit.demo import DEFAULTS
+
+    p = sub.add_parser("demo", parents=[parent], help="the whole job end to end on defaults: fine-tune, generate, MMLU, judge, rating bundle, report")
+    p.add_argument("--out", type=Path, default=DEFAULTS.out, help="folder for everything the demo writes")
+    p.add_argument("--offline", action="store_true", help="use only local assets: a randomly initialised GPT-2, local tokenizer and data")
+    p.add_argument("--data", help="instruction data (JSON); default: ../shared/data/book-ch07/instruction-data.json when present, else the book's URL")
+    p.add_argument("--mmlu-data", help="MMLU test split (JSONL with subject, question, choices, answer); default: ../shared/data/mmlu/test.jsonl when present, else the hub")
+    p.add_argument("--tokenizer", help="GPT-2 tokenizer: 'gpt2' (tiktoken, TIKTOKEN_CACHE_DIR) or a folder with vocab.json and merges.txt")
+    p.add_argument("--base-model", default=DEFAULTS.base_model, help="model to fine-tune (hub id or folder); ignored with --offline")
+    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="fine-tuning epochs")
+    p.add_argument("--max-records", type=int, default=DEFAULTS.max_records, help="use the first N instruction records (0: all)")
+    p.add_argument("--mmlu-subjects", default=",".join(DEFAULTS.mmlu_subjects), help="MMLU subjects to run")
+    p.add_argument("--mmlu-limit", type=int, default=DEFAULTS.mmlu_limit, help="questions per MMLU subject")
+    p.add_argument("--judge-model", default=DEFAULTS.judge_model, help="Ollama model that judges (when a server answers at OLLAMA_HOST)")
+    p.set_defaults(func=cmd_demo)
 
 
 # -- compare --------------------------------------------------------------------------------
