@@ -40,6 +40,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _brief(row: dict[str, Any]) -> dict[str, Any]:
+    """What the page lists for one differing item (texts stay in the drill-down)."""
+    title = row.get("instruction") or row.get("question") or row.get("item_id")
+    return {"item_id": row.get("item_id"), "title": title if len(str(title)) <= 160 else str(title)[:159] + "…",
+            "a": row.get("a"), "b": row.get("b"), "diff": row.get("diff")}
+
+
 def compute_comparisons(store: ResultsStore, models: list[str], *, max_pairs: int = MAX_PAIRS, seed: int = 0) -> tuple[list[dict[str, Any]], str | None]:
     """(pairs, note): each pair ``{"a", "b", "rows", "differing", "error"}``; note says why
     there are none or what was left out."""
@@ -53,6 +60,10 @@ def compute_comparisons(store: ResultsStore, models: list[str], *, max_pairs: in
         from evalkit.compare import items_differing
     except ImportError:
         items_differing = None
+    try:
+        from evalkit.compare.differing import ITEM_MODES
+    except ImportError:
+        ITEM_MODES = ("mmlu", "judge-score", "judge-pairwise")
     pairs = choose_pairs(models, max_pairs)
     out = []
     for a, b in pairs:
@@ -62,10 +73,17 @@ def compute_comparisons(store: ResultsStore, models: list[str], *, max_pairs: in
                 {k: _plain(v) for k, v in row.items() if k != "detail"}
                 for row in compare_models(store, a, b, bootstrap=REPORT_BOOTSTRAP, seed=seed)
             ]
-            if items_differing is not None:
-                entry["differing"] = _plain(items_differing(store, a, b, limit=DIFFERING_ITEMS))
         except EvalkitError as exc:
             entry["error"] = str(exc)
+        compared = {r.get("mode") for r in entry["rows"] if not r.get("refused")}
+        for mode in ITEM_MODES if items_differing is not None else ():
+            if mode not in compared:
+                continue
+            try:
+                rows = items_differing(store, a, b, mode=mode, limit=DIFFERING_ITEMS)
+            except EvalkitError:
+                continue  # the table above already says why this mode was not compared
+            entry["differing"] += [{**_plain(_brief(r)), "mode": mode} for r in rows]
         out.append(entry)
     total = len(models) * (len(models) - 1) // 2
     note = None if len(pairs) == total else f"{len(pairs)} of {total} pairs were compared for this page; run `evalkit compare A B` for others."

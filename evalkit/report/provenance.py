@@ -19,7 +19,7 @@ from evalkit.store import RunRecord, content_hash
 # provenance field -> config keys that may hold it, in order of preference
 CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "eval_set": ("eval_set", "eval_set_name", "dataset", "data", "tasks", "task"),
-    "eval_set_hash": ("eval_set_hash", "eval_set_sha256", "data_hash", "data_sha256"),
+    "eval_set_hash": ("eval_set_hash", "eval_set_sha256", "data_hash", "data_sha256", "records_hash"),
     "judge_model": ("judge_model", "judge", "annotator"),
     "judge_digest": ("judge_digest", "judge_model_digest", "digest"),
     "template_hash": ("template_hash", "prompt_template_hash", "prompt_hash", "template"),
@@ -27,13 +27,14 @@ CONFIG_KEYS: dict[str, tuple[str, ...]] = {
     "lm_eval_version": ("lm_eval_version", "lm_eval"),
     "baseline": ("baseline", "reference", "reference_model", "generator_1"),
     "limit": ("limit",),
+    "order": ("order",),
 }
 
 # which fields must agree for numbers of a run kind to be ranked in one column
 COMPARABILITY_FIELDS: dict[str, tuple[str, ...]] = {
-    "mmlu": ("eval_set", "eval_set_hash", "num_fewshot", "template_hash", "limit"),
+    "mmlu": ("eval_set", "eval_set_hash", "num_fewshot", "template_hash", "lm_eval_version", "limit"),
     "judge-score": ("eval_set", "eval_set_hash", "judge_model", "judge_digest", "template_hash"),
-    "judge-pairwise": ("eval_set", "eval_set_hash", "judge_model", "judge_digest", "template_hash", "baseline"),
+    "judge-pairwise": ("eval_set", "eval_set_hash", "judge_model", "judge_digest", "template_hash", "baseline", "order"),
     "generate": ("eval_set", "eval_set_hash", "template_hash"),
     "arena": (),
     "human": (),
@@ -50,6 +51,7 @@ FIELD_LABELS = {
     "lm_eval_version": "lm-eval version",
     "baseline": "baseline",
     "limit": "limit per subject",
+    "order": "answer order",
     "items": "items",
 }
 
@@ -85,6 +87,7 @@ class Provenance:
     lm_eval_version: Any = None
     baseline: Any = None
     limit: Any = None
+    order: Any = None
     n_items: int = 0
     items_hash: str | None = None
 
@@ -103,8 +106,6 @@ class Provenance:
             value = getattr(self, f)
             if value is not None:
                 out.append((FIELD_LABELS[f], _short(value)))
-        if self.kind == "mmlu" and self.lm_eval_version is not None:
-            out.append((FIELD_LABELS["lm_eval_version"], str(self.lm_eval_version)))
         if self.n_items:
             out.append((FIELD_LABELS["items"], f"{self.n_items} (set {self.items_hash})"))
         return out

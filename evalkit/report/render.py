@@ -91,13 +91,11 @@ def _num(value: float | None, digits: int = 6) -> str:
 
 
 def _provenance_pairs(p: Provenance) -> list[tuple[str, str]]:
-    applies = set(COMPARABILITY_FIELDS.get(p.kind, ())) - {"eval_set_hash", "limit"}
-    if p.kind == "mmlu":
-        applies |= {"lm_eval_version"}
+    applies = set(COMPARABILITY_FIELDS.get(p.kind, ())) - {"eval_set_hash", "limit", "order"}
     out = [("run id", p.run_id), ("kind", KIND_LABELS.get(p.kind, p.kind)), ("model", p.model or "several models"),
            ("status", p.status), ("date", p.date)]
     for f in ("eval_set", "eval_set_hash", "judge_model", "judge_digest", "template_hash", "num_fewshot",
-              "lm_eval_version", "baseline", "limit"):
+              "lm_eval_version", "baseline", "limit", "order"):
         value = getattr(p, f)
         if value is not None:
             out.append((FIELD_LABELS[f], value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)))
