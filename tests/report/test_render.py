@@ -1,0 +1,183 @@
+"""The HTML file itself, parsed: every stored metric with its provenance, the leaderboard
+hooks, the Content-Security-Policy and the safety of embedded model text."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+from html.parser import HTMLParser
+
+import pytest
+
+from evalkit.report import render_report
+from evalkit.report.render import script_json
+from tests.report import builders as b
+
+
+class Page(HTMLParser):
+    """Elements as (tag, attrs, text) with the text of simple elements, plus script bodies."""
+
+    def __init__(self, html: str):
+        super().__init__(convert_charrefs=True)
+        self.elements: list[dict] = []
+        self.scripts: dict[str, str] = {}
+        self._stack: list[dict] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        el = {"tag": tag, "attrs": dict(attrs), "text": "", "children": []}
+        if self._stack:
+            self._stack[-1]["children"].append(el)
+        self.elements.append(el)
+        if tag not in ("meta", "link", "br", "img", "input", "hr"):
+            self._stack.append(el)
+
+    def handle_endtag(self, tag):
+        while self._stack:
+            el = self._stack.pop()
+            if el["tag"] == tag:
+                break
+
+    def handle_data(self, data):
+        for el in self._stack:
+            el["text"] += data
+        if self._stack and self._stack[-1]["tag"] == "script":
+            self.scripts[self._stack[-1]["attrs"].get("id", "")] = self.scripts.get(self._stack[-1]["attrs"].get("id", ""), "") + data
+
+    def find(self, tag=None, **attrs):
+        return [e for e in self.elements if (tag is None or e["tag"] == tag)
+                and all(e["attrs"].get(k.replace("_", "-")) == v for k, v in attrs.items())]
+
+
+def walk(el):
+    yield el
+    for child in el["children"]:
+        yield from walk(child)
+
+
+def decode_items(page: Page) -> dict:
+    node = page.find("script", id="report-items")[0]
+    text = page.scripts["report-items"]
+    if node["attrs"]["data-encoding"] == "gzip+base64":
+        text = gzip.decompress(base64.b64decode(text)).decode("utf-8")
+    return json.loads(text)
+
+
+@pytest.fixture
+def rendered(small_store, tmp_path):
+    out = render_report(small_store, tmp_path / "reports" / "lb.html", title="Run <b>&</b> report")
+    html = out.read_text(encoding="utf-8")
+    return small_store, html, Page(html)
+
+
+def test_every_stored_metric_appears_with_its_provenance(rendered):
+    store, html, page = rendered
+    runs = store.list_runs()
+    assert len(runs) == 7
+    for run in runs:
+        section = page.find("section", id=f"run-{run.id}")
+        assert len(section) == 1, run.id
+        text = section[0]["text"]
+        for needle in (run.id, run.created_at, run.evalkit_version, run.kind == "judge-score" and "sha256:aaaa"):
+            if needle:
+                assert needle in text, (run.id, needle)
+        if run.kind == "judge-score":
+            assert "llama3" in text and "tpl-1" in text and "eval-example" in text
+        if run.kind == "mmlu":
+            assert "0.4.9" in text and "few-shot" in text
+        rows = {e["attrs"]["data-metric"]: e["attrs"] for e in walk(section[0]) if e["tag"] == "tr" and "data-metric" in e["attrs"]}
+        assert set(rows) == set(run.metrics), run.id
+        for name, metric in run.metrics.items():
+            assert float(rows[name]["data-value"]) == metric.value
+            assert rows[name]["data-stderr"] == ("" if metric.stderr is None else repr(metric.stderr))
+            assert rows[name]["data-n"] == ("" if metric.n is None else repr(metric.n))
+
+
+def test_leaderboard_hooks_best_and_missing(rendered):
+    store, html, page = rendered
+    table = page.find("table", id="leaderboard")
+    assert len(table) == 1
+    body_rows = [e for e in walk(table[0]) if e["tag"] == "tr" and "data-model" in e["attrs"]]
+    assert [r["attrs"]["data-model"] for r in body_rows] == ["model-1", "model-2"]
+    heads = [e for e in walk(table[0]) if e["tag"] == "th" and e["attrs"].get("scope") == "col"]
+    assert len(heads) == 14 and all(len([c for c in r["children"] if c["tag"] in ("td", "th")]) == 14 for r in body_rows)
+    cells = {(r["attrs"]["data-model"], c["attrs"].get("data-run")): c for r in body_rows for c in r["children"] if c["attrs"].get("data-run")}
+    js1 = cells[("model-1", store.ids["js1"])]
+    assert "best" in js1["attrs"]["class"] and "★" in js1["text"] and "71.4" in js1["text"] and "± 4.1" in js1["text"]
+    link = [e for e in walk(js1) if e["tag"] == "a"][0]
+    assert link["attrs"]["href"] == f"#run-{store.ids['js1']}" and store.ids["js1"] in link["attrs"]["title"] and "llama3" in link["attrs"]["title"]
+    m2_missing = [c for c in body_rows[1]["children"] if "missing" in c["attrs"].get("class", "")]
+    assert len(m2_missing) == 9 and all(c["text"].strip() == "–" and c["attrs"]["data-sort"] == "" for c in m2_missing)
+    assert "0.0" not in "".join(c["text"] for c in m2_missing)
+
+
+def test_title_escaped_csp_and_no_network(rendered):
+    _, html, page = rendered
+    assert "<title>Run &lt;b&gt;&amp;&lt;/b&gt; report</title>" in html
+    csp = page.find("meta", http_equiv="Content-Security-Policy")[0]["attrs"]["content"]
+    assert "default-src 'none'" in csp and "connect-src 'none'" in csp and "img-src data:" in csp
+    assert re.search(r"script-src 'sha256-[A-Za-z0-9+/=]+'", csp) and "unsafe-eval" not in csp
+    for el in page.elements:
+        for attr in ("src", "href", "action", "xlink:href"):
+            value = el["attrs"].get(attr)
+            assert value is None or value.startswith("#"), (el["tag"], attr, value)
+    assert not re.search(r"@import|url\((?!#)", html)
+    # the only scripts: the page's own code and two data blocks
+    assert [s["attrs"].get("type") for s in page.find("script")] == ["application/json", "application/json", None]
+
+
+def test_embedded_json_cannot_break_out_and_round_trips(rendered):
+    store, html, page = rendered
+    assert b.XSS not in html
+    assert html.count("</script>") == 3 and "<!--" not in html
+    items = decode_items(page)
+    run = items["runs"][store.ids["gen1"]]
+    response = run["fields"].index("response")
+    first = run["items"][0][response + 1]
+    assert items["texts"][first].endswith(b.XSS)  # the exact text survives, as data
+    assert script_json({"x": "</script><!--&"}) == '{"x":"\\u003c/script\\u003e\\u003c!--\\u0026"}'
+
+
+def test_large_item_data_is_compressed_and_identical(small_store, tmp_path):
+    small = Page(render_report(small_store, tmp_path / "a.html").read_text())
+    packed = Page(render_report(small_store, tmp_path / "b.html", compress_over=0).read_text())
+    assert packed.find("script", id="report-items")[0]["attrs"]["data-encoding"] == "gzip+base64"
+    assert decode_items(packed) == decode_items(small)
+
+
+def test_drilldown_data_has_every_sample(rendered):
+    store, _, page = rendered
+    items = decode_items(page)
+    for run in store.list_runs():
+        samples = list(store.samples(run.id))
+        packed = items["runs"][run.id]
+        assert [row[0] for row in packed["items"]] == [i for i, _ in samples]
+        for row, (_, payload) in zip(packed["items"], samples):
+            for i, name in enumerate(packed["fields"]):
+                value = row[i + 1]
+                if packed["text"][i] and value is not None:
+                    value = items["texts"][value]
+                assert value == payload.get(name), (run.id, name)
+
+
+def test_charts_are_inline_svg_with_unique_ids(rendered):
+    _, html, page = rendered
+    svgs = page.find("svg")
+    assert len(svgs) == 4  # judge score, human rating, MMLU, loss curves
+    ids = [e["attrs"]["id"] for e in page.elements if "id" in e["attrs"]]
+    assert len(ids) == len(set(ids))
+    assert "<?xml" not in html and "<!DOCTYPE svg" not in html
+
+
+def test_report_command(small_store, run_cli, tmp_path):
+    out = tmp_path / "r" / "leaderboard.html"
+    rc, stdout, err = run_cli("report", "--out", out, "--title", "T", "--runs", f"{small_store.ids['js1']},{small_store.ids['js2']}",
+                              store=small_store.path)
+    assert rc == 0, err
+    assert stdout.strip() == f"wrote {out}"
+    page = Page(out.read_text())
+    assert len(page.find("section", **{"class": "run"})) == 2
+    rc, _, err = run_cli("report", "--out", out, "--runs", "nope", store=small_store.path)
+    assert rc == 2 and "no run 'nope'" in err
