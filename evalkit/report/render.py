@@ -27,7 +27,7 @@ import jinja2
 
 from evalkit.report.charts import interval_chart, loss_chart, mmlu_chart
 from evalkit.report.collect import Collected, collect_runs
-from evalkit.report.comparison import MAX_PAIRS, compute_comparisons
+from evalkit.report.comparison import MAX_PAIRS, REPORT_BOOTSTRAP, compute_comparisons
 from evalkit.report.drilldown import build_drilldown
 from evalkit.report.leaderboard import COLUMNS, Leaderboard, build_leaderboard, format_cell
 from evalkit.report.provenance import COMPARABILITY_FIELDS, FIELD_LABELS, Provenance
@@ -292,6 +292,7 @@ def render_report(
         kind_labels=KIND_LABELS,
         charts=_charts(store, board, collected),
         comparisons_note=comparisons_note,
+        bootstrap=REPORT_BOOTSTRAP,
         runs=runs_view,
         meta_json=script_json(meta),
         items_payload=items_payload,

@@ -212,6 +212,19 @@
     }
     ddDetail.appendChild(wrap);
   }
+  function showPairItem(a, b, kind, itemId) {
+    if (!data) return;
+    var ids = runsOf(a).filter(function (id) { return data.runs[id].kind === kind; });
+    if (!ids.length) return;
+    ddModel.value = a;
+    ddFilter.value = "";
+    fillRuns(ids[0]);
+    ddOther.value = b;
+    var index = -1;
+    current.shown.forEach(function (it, i) { if (it._id === itemId) index = i; });
+    if (index >= 0) select(current.shown[index], index < LIST_LIMIT ? ddBody.rows[index] : null);
+    document.getElementById("items").scrollIntoView();
+  }
   function openRun(model, runId) {
     if (!data) return;
     ddModel.value = model;
@@ -300,6 +313,9 @@
       var tb = el("tbody");
       p.differing.forEach(function (d) {
         var tr = el("tr");
+        tr.className = "clickable";
+        tr.title = "read both responses side by side";
+        tr.addEventListener("click", function () { showPairItem(p.a, p.b, d.mode, d.item_id); });
         tr.appendChild(el("td", null, d.mode));
         tr.appendChild(el("td", null, d.title || d.item_id));
         tr.appendChild(el("td", null, fmt(d.a)));
