@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from evalkit.report.provenance import Provenance, provenance
 from evalkit.store import ResultsStore, RunRecord
@@ -14,13 +15,20 @@ from evalkit.store import ResultsStore, RunRecord
 class Collected:
     runs: list[RunRecord]
     provenance: dict[str, Provenance] = field(default_factory=dict)
+    _samples: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict, repr=False)
 
     def of_kind(self, *kinds: str) -> list[RunRecord]:
         return [r for r in self.runs if r.kind in kinds]
 
+    def samples(self, store: ResultsStore, run_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """A run's samples, read from the store once per report."""
+        if run_id not in self._samples:
+            self._samples[run_id] = list(store.samples(run_id))
+        return self._samples[run_id]
 
-def _pairwise_baseline(store: ResultsStore, run_id: str) -> str | None:
-    counts = Counter(p.get("generator_1") for _, p in store.samples(run_id) if p.get("generator_1"))
+
+def _pairwise_baseline(samples: list[tuple[str, dict[str, Any]]]) -> str | None:
+    counts = Counter(p.get("generator_1") for _, p in samples if p.get("generator_1"))
     return counts.most_common(1)[0][0] if counts else None
 
 
@@ -39,6 +47,6 @@ def collect_runs(store: ResultsStore, runs: Sequence[str] | None = None, *, incl
         records = [r for r in store.list_runs() if include_unfinished or r.status == "done"]
     out = Collected(records)
     for r in records:
-        baseline = _pairwise_baseline(store, r.id) if r.kind == "judge-pairwise" else None
+        baseline = _pairwise_baseline(out.samples(store, r.id)) if r.kind == "judge-pairwise" else None
         out.provenance[r.id] = provenance(r, store.done_items(r.id), baseline=baseline)
     return out

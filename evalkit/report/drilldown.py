@@ -66,7 +66,7 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
     texts = _Texts()
     runs: dict[str, Any] = {}
     for record in collected.runs:
-        samples = list(store.samples(record.id))
+        samples = collected.samples(store, record.id)
         fields: list[str] = [f for f in FIELD_ORDER.get(record.kind, ()) if any(f in p for _, p in samples)]
         for _, payload in samples:
             for key in payload:

@@ -187,7 +187,7 @@ def _charts(store: ResultsStore, board: Leaderboard, collected: Collected) -> li
         charts.append({"caption": "MMLU accuracy by category (dashed: chance)", "svg": svg})
     curves = []
     for run in collected.of_kind("finetune"):
-        points = sorted((p for _, p in store.samples(run.id)), key=lambda p: (p.get("step") is None, p.get("step") or 0))
+        points = sorted((p for _, p in collected.samples(store, run.id)), key=lambda p: (p.get("step") is None, p.get("step") or 0))
         curves.append((f"{run.model or run.id} ({run.id})", points))
     svg = loss_chart(curves, prefix="c-loss")
     if svg:

@@ -179,7 +179,12 @@
   function field(name, value, short) {
     var div = el("div", "field");
     div.appendChild(el("div", "name", name));
-    div.appendChild(el("div", "value" + (short ? " short" : ""), typeof value === "string" ? (value === "" ? "(empty)" : value) : fmt(value)));
+    var text = typeof value === "string" ? (value === "" ? "(empty)" : value) : fmt(value);
+    if (Array.isArray(value) && value.every(function (v) { return typeof v === "string"; })) {
+      text = value.join("\n\n— next answer —\n\n");  // a judge asked several times
+      short = false;
+    }
+    div.appendChild(el("div", "value" + (short ? " short" : ""), text));
     return div;
   }
   function counterpart(runId, model) {
