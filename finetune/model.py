@@ -147,14 +147,41 @@ def load_model(
     return model, name
 
 
+_TOKENIZER_FILES: dict[str | None, Path] = {}
+
+
+def _tokenizer_files(spec: str | None) -> Path:
+    """A folder of Hugging Face tokenizer files for ``spec``, built once per process (building
+    the fast tokenizer takes seconds; checkpoints are written often)."""
+    import tempfile
+
+    from evalkit.assets import save_hf_tokenizer
+
+    folder = _TOKENIZER_FILES.get(spec)
+    if folder is None or not folder.is_dir():
+        folder = Path(tempfile.mkdtemp(prefix="evalkit-tokenizer-"))
+        save_hf_tokenizer(folder, spec)
+        _TOKENIZER_FILES[spec] = folder
+    return folder
+
+
 def save_checkpoint_dir(model, out_dir: str | os.PathLike[str], *, tokenizer: str | None, metadata: dict[str, Any]) -> Path:
     """Write a loadable Hugging Face GPT-2 directory: weights and config (``save_pretrained``),
     tokenizer files, and ``evalkit_finetune.json``."""
-    from evalkit.assets import save_hf_tokenizer
+    import shutil
+
+    import transformers.utils.logging as hf_logging
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    getattr(model, "module", model).save_pretrained(out)
-    save_hf_tokenizer(out, tokenizer)
+    quiet = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # one "Writing model shards" bar per checkpoint is noise
+    try:
+        getattr(model, "module", model).save_pretrained(out)
+    finally:
+        if quiet:
+            hf_logging.enable_progress_bar()
+    for file in _tokenizer_files(tokenizer).iterdir():
+        shutil.copyfile(file, out / file.name)
     (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     return out

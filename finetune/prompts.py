@@ -57,36 +57,6 @@ class PromptStyle:
         return (generated.replace(header, "") if header else generated).strip()
 
 
-STYLES: dict[str, PromptStyle] = {}
-
-
-def register_style(style: PromptStyle) -> PromptStyle:
-    _validate(style, source=f"style {style.name!r}")
-    STYLES[style.name] = style
-    return style
-
-
-register_style(
-    PromptStyle(
-        name="alpaca",
-        prompt=(
-            "Below is an instruction that describes a task. "
-            "Write a response that appropriately completes the request."
-            "\n\n### Instruction:\n{instruction}"
-        ),
-        input="\n\n### Input:\n{input}",
-        response="\n\n### Response:\n{output}",
-    )
-)
-register_style(
-    PromptStyle(
-        name="phi3",
-        prompt="<|user|>\n{instruction}",
-        input="\n{input}",
-        response="\n<|assistant|>:\n{output}",
-    )
-)
-
 _ALLOWED = {"prompt": {"instruction"}, "input": {"input"}, "response": {"output"}}
 
 
@@ -117,6 +87,37 @@ def _validate(style: PromptStyle, source: object) -> None:
         raise InputError("must contain {input} exactly once", path=source, field="input")
     if _fields(style.response, source, "response") != ["output"] or not style.response.endswith("{output}"):
         raise InputError("must end with {output} (and contain it once): the text before it is the response header", path=source, field="response")
+
+
+STYLES: dict[str, PromptStyle] = {}
+
+
+def register_style(style: PromptStyle) -> PromptStyle:
+    _validate(style, source=f"style {style.name!r}")
+    STYLES[style.name] = style
+    return style
+
+
+register_style(
+    PromptStyle(
+        name="alpaca",
+        prompt=(
+            "Below is an instruction that describes a task. "
+            "Write a response that appropriately completes the request."
+            "\n\n### Instruction:\n{instruction}"
+        ),
+        input="\n\n### Input:\n{input}",
+        response="\n\n### Response:\n{output}",
+    )
+)
+register_style(
+    PromptStyle(
+        name="phi3",
+        prompt="<|user|>\n{instruction}",
+        input="\n{input}",
+        response="\n<|assistant|>:\n{output}",
+    )
+)
 
 
 def load_style_file(path: str | Path) -> PromptStyle:
