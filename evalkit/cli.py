@@ -211,6 +211,24 @@ def cmd_import_alpaca_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_lm_eval(args: argparse.Namespace) -> int:
+    from evalkit.interop.lm_eval_format import import_results
+
+    with open_store(args) as store:
+        run_id = import_results(store, args.file, name=args.name)
+    print(run_id)
+    return 0
+
+
+def cmd_import_arena(args: argparse.Namespace) -> int:
+    from evalkit.interop.arena import import_battles
+
+    with open_store(args) as store:
+        run_id = import_battles(store, args.file, name=args.name)
+    print(run_id)
+    return 0
+
+
 def _add_import_sources(imp_sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     # [judge issue] responses, alpaca-eval (owned by the interop helper)
     p = imp_sub.add_parser(
@@ -229,6 +247,15 @@ def _add_import_sources(imp_sub: argparse._SubParsersAction, parent: argparse.Ar
     p.add_argument("--name", help="model name (default: the file's generator_2)")
     p.set_defaults(func=cmd_import_alpaca_eval)
     # [interop issue] lm-eval, arena
+    p = imp_sub.add_parser("lm-eval", parents=[parent], help="an lm-eval MMLU results JSON as an mmlu run (per subject and category)")
+    p.add_argument("file", type=Path, metavar="RESULTS.json", help="results file written by `lm_eval --output_path`")
+    p.add_argument("--name", help="model name (default: the file's model_name)")
+    p.set_defaults(func=cmd_import_lm_eval)
+
+    p = imp_sub.add_parser("arena", parents=[parent], help="Chatbot Arena battles as a human run (ranked by `evalkit arena`)")
+    p.add_argument("file", type=Path, metavar="BATTLES", help="battles file: .jsonl, .json (a list) or .csv")
+    p.add_argument("--name", help="label of the run (default: arena:<file name>)")
+    p.set_defaults(func=cmd_import_arena)
 
 
 # -- finetune and generate (finetune package) -----------------------------------------------

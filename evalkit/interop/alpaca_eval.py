@@ -126,10 +126,11 @@ def read_annotations(path: str | Path) -> list[dict[str, Any]]:
                 field="preference",
             )
         preference = _preference(raw_pref)
+        instruction, input_text = split_alpaca_instruction(record, text["instruction"])
         payloads.append(
             {
-                "instruction": text["instruction"],
-                "input": "",
+                "instruction": instruction,
+                "input": input_text,
                 "output_1": text["output_1"],
                 "generator_1": text["generator_1"],
                 "output_2": text["output_2"],
@@ -195,4 +196,79 @@ def _unique_items(payloads: list[dict[str, Any]], path: Path) -> list[tuple[str,
             )
         seen[item_id] = index
         out.append((item_id, payload))
+    return out
+
+
+# -- export -----------------------------------------------------------------------------------
+
+#: Key order of AlpacaEval's annotations.json (as its ``evaluate`` writes them).
+EXPORT_ANNOTATION_KEYS = (
+    "instruction", "output_1", "generator_1", "dataset", "output_2", "generator_2", "annotator", "preference", "raw_completion",
+)
+
+
+def alpaca_instruction(instruction: str, input: str) -> str:  # noqa: A002 - the field's name
+    """The task as AlpacaEval's judge must see it: AlpacaEval has no ``input`` field, so a
+    non-empty input follows the instruction after a blank line (the Alpaca prompt's order)."""
+    return f"{instruction}\n\n{input}" if input else instruction
+
+
+def split_alpaca_instruction(record: dict[str, Any], instruction: str) -> tuple[str, str]:
+    """Inverse of :func:`alpaca_instruction` for files evalkit wrote (they keep ``input`` too)."""
+    input_text = record.get("input")
+    if isinstance(input_text, str) and input_text and instruction.endswith(f"\n\n{input_text}"):
+        return instruction[: -len(input_text) - 2], input_text
+    return instruction, input_text if isinstance(input_text, str) else ""
+
+
+def annotation_records(store: ResultsStore, run_id: str) -> list[dict[str, Any]]:
+    """A judge-pairwise run as AlpacaEval annotation records (unparsed verdicts: ``preference`` null)."""
+    record = store.get_run(run_id, with_metrics=False)
+    if record.kind != "judge-pairwise":
+        raise InputError(
+            f"run {record.id} has kind {record.kind!r}; the alpaca-eval format exports judge-pairwise runs "
+            "(annotations.json) and generate runs (model_outputs.json)"
+        )
+    config = record.config
+    out = []
+    for _, p in store.samples(record.id):
+        row = {
+            "instruction": alpaca_instruction(p.get("instruction") or "", p.get("input") or ""),
+            "output_1": p.get("output_1") or "",
+            "generator_1": p.get("generator_1") or config.get("reference"),
+            "dataset": p.get("dataset"),
+            "output_2": p.get("output_2") or "",
+            "generator_2": p.get("generator_2") or record.model,
+            "annotator": p.get("annotator") or config.get("judge_model"),
+            "preference": _preference(p.get("preference")),
+            "raw_completion": p.get("raw_completion"),
+        }
+        if p.get("input"):
+            row["input"] = p["input"]
+        out.append(row)
+    return out
+
+
+def model_output_records(store: ResultsStore, run_id: str) -> list[dict[str, Any]]:
+    """A generate run as AlpacaEval's ``model_outputs.json`` records (``instruction``, ``output``,
+    ``generator``, ``dataset``), the file ``alpaca_eval --model_outputs`` reads."""
+    record = store.get_run(run_id, with_metrics=False)
+    if record.kind != "generate":
+        raise InputError(
+            f"run {record.id} has kind {record.kind!r}; the alpaca-eval format exports generate runs "
+            "(model_outputs.json) and judge-pairwise runs (annotations.json)"
+        )
+    eval_set = record.config.get("eval_set")
+    default_dataset = eval_set if isinstance(eval_set, str) else "evalkit"
+    out = []
+    for _, p in store.samples(record.id):
+        row = {
+            "instruction": alpaca_instruction(p.get("instruction") or "", p.get("input") or ""),
+            "output": p.get("response") or "",
+            "generator": record.model or p.get("generator") or record.id,
+            "dataset": p.get("dataset") or default_dataset,
+        }
+        if p.get("input"):
+            row["input"] = p["input"]
+        out.append(row)
     return out

@@ -20,6 +20,7 @@ import numpy as np
 
 from evalkit.errors import InputError
 from evalkit.interop._records import read_json_records, require_text
+from evalkit.interop.alpaca_eval import split_alpaca_instruction
 from evalkit.items import instruction_item_id
 from evalkit.store import Metric, ResultsStore
 
@@ -55,10 +56,14 @@ def read_responses(path: str | Path) -> tuple[list[dict[str, Any]], str]:
         generator = record.get("generator")
         if generator is not None and not isinstance(generator, str):
             raise InputError(f"is {type(generator).__name__}, expected the model's name", path=path, record=index, field="generator")
+        instruction = require_text(record, "instruction", path=path, index=index, expected="the instruction")
+        input_text = require_text(record, "input", path=path, index=index, expected="the input", default="")
+        if field == "output":  # AlpacaEval's shape: evalkit's exports append the input to the instruction
+            instruction, input_text = split_alpaca_instruction(record, instruction)
         out.append(
             {
-                "instruction": require_text(record, "instruction", path=path, index=index, expected="the instruction"),
-                "input": require_text(record, "input", path=path, index=index, expected="the input", default=""),
+                "instruction": instruction,
+                "input": input_text,
                 "output": reference,
                 "response": response,
                 "generator": generator,
