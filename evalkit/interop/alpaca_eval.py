@@ -137,7 +137,8 @@ def read_annotations(path: str | Path) -> list[dict[str, Any]]:
                 "generator_2": text["generator_2"],
                 "preference": preference,
                 "status": "ok" if preference is not None else "unparsed",
-                "raw_completion": record.get("raw_completion"),
+                # alpaca_eval's evaluate() writes it prefixed with the annotation key
+                "raw_completion": record.get("raw_completion", record.get("preference_raw_completion")),
                 "annotator": record.get("annotator"),
                 "dataset": record.get("dataset"),
             }
