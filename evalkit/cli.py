@@ -191,10 +191,71 @@ def _add_import(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
     _add_import_sources(imp_sub, parent)
 
 
+def cmd_import_responses(args: argparse.Namespace) -> int:
+    from evalkit.interop.responses import import_responses, read_responses
+
+    _, field = read_responses(args.file)
+    with open_store(args) as store:
+        run_id = import_responses(store, args.file, name=args.name)
+    print(f"responses read from field {field!r}", file=sys.stderr)
+    print(run_id)
+    return 0
+
+
+def cmd_import_alpaca_eval(args: argparse.Namespace) -> int:
+    from evalkit.interop.alpaca_eval import import_annotations
+
+    with open_store(args) as store:
+        run_id = import_annotations(store, args.file, name=args.name)
+    print(run_id)
+    return 0
+
+
+def cmd_import_lm_eval(args: argparse.Namespace) -> int:
+    from evalkit.interop.lm_eval_format import import_results
+
+    with open_store(args) as store:
+        run_id = import_results(store, args.file, name=args.name)
+    print(run_id)
+    return 0
+
+
+def cmd_import_arena(args: argparse.Namespace) -> int:
+    from evalkit.interop.arena import import_battles
+
+    with open_store(args) as store:
+        run_id = import_battles(store, args.file, name=args.name)
+    print(run_id)
+    return 0
+
+
 def _add_import_sources(imp_sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [judge issue] responses, alpaca-eval
+    # [judge issue] responses, alpaca-eval (owned by the interop helper)
+    p = imp_sub.add_parser(
+        "responses",
+        parents=[parent],
+        help="a JSON/JSONL file of model responses (book's model_response, AlpacaEval's output+generator) as a generate run",
+    )
+    p.add_argument("file", type=Path, metavar="FILE", help="responses file (JSON list or JSON Lines)")
+    p.add_argument("--name", help="model name (default: the file's generator field; required when it has none)")
+    p.set_defaults(func=cmd_import_responses)
+
+    p = imp_sub.add_parser(
+        "alpaca-eval", parents=[parent], help="an AlpacaEval annotations.json as a judge-pairwise run (metrics recomputed)"
+    )
+    p.add_argument("file", type=Path, metavar="ANNOTATIONS.json", help="AlpacaEval annotations file")
+    p.add_argument("--name", help="model name (default: the file's generator_2)")
+    p.set_defaults(func=cmd_import_alpaca_eval)
     # [interop issue] lm-eval, arena
-    pass
+    p = imp_sub.add_parser("lm-eval", parents=[parent], help="an lm-eval MMLU results JSON as an mmlu run (per subject and category)")
+    p.add_argument("file", type=Path, metavar="RESULTS.json", help="results file written by `lm_eval --output_path`")
+    p.add_argument("--name", help="model name (default: the file's model_name)")
+    p.set_defaults(func=cmd_import_lm_eval)
+
+    p = imp_sub.add_parser("arena", parents=[parent], help="Chatbot Arena battles as a human run (ranked by `evalkit arena`)")
+    p.add_argument("file", type=Path, metavar="BATTLES", help="battles file: .jsonl, .json (a list) or .csv")
+    p.add_argument("--name", help="label of the run (default: arena:<file name>)")
+    p.set_defaults(func=cmd_import_arena)
 
 
 # -- finetune and generate (finetune package) -----------------------------------------------
