@@ -367,9 +367,116 @@ def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
 # -- human rating ---------------------------------------------------------------------------
 
 
+def _count_or_all(text: str) -> int | None:
+    if text == "all":
+        return None
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected a positive number or 'all'")
+    return value
+
+
+def cmd_pairs_export(args: argparse.Namespace) -> int:
+    from evalkit.human.bundle import export_pairs
+
+    if not args.runs and not args.models:
+        raise EvalkitError("pass --runs RUN_A,RUN_B or --models NAME,NAME")
+    with open_store(args) as store:
+        bundle = export_pairs(store, runs=args.runs, models=args.models, eval_set=args.eval_set, n=args.n,
+                              baseline=args.baseline, seed=args.seed, title=args.title)
+    paths = bundle.write(args.out, force=args.force)
+    print(f"bundle {bundle.bundle_id}: {len(bundle.pairs)} pairs of {', '.join(bundle.models)}")
+    print(f"open {paths['page']} in a browser (or send it to raters); keep {paths['key']} to yourself")
+    return 0
+
+
+def cmd_pairs_from_preference(args: argparse.Namespace) -> int:
+    from evalkit.human.bundle import pairs_from_preference
+
+    bundle = pairs_from_preference(args.file, n=args.n, seed=args.seed, chosen_name=args.chosen_name,
+                                   rejected_name=args.rejected_name, title=args.title)
+    paths = bundle.write(args.out or Path(f"pairs-{args.file.stem}"), force=args.force)
+    print(f"bundle {bundle.bundle_id}: {len(bundle.pairs)} pairs ({args.chosen_name} vs {args.rejected_name}; answers in the key)")
+    print(f"open {paths['page']} in a browser (or send it to raters); keep {paths['key']} to yourself")
+    return 0
+
+
+def cmd_pairs_import(args: argparse.Namespace) -> int:
+    from evalkit.human.ratings import import_ratings
+    from evalkit.human.show import print_import
+
+    with open_store(args) as store:
+        result = import_ratings(store, args.key, args.ratings)
+    print_import(result)
+    return 0
+
+
+def cmd_pairs_agreement(args: argparse.Namespace) -> int:
+    from evalkit.human.agreement import agreement_report
+    from evalkit.human.show import print_agreement
+
+    with open_store(args) as store:
+        report = agreement_report(store, human_runs=args.human, judge_runs=args.judge)
+    print_agreement(report, args.format)
+    return 0
+
+
+def cmd_arena(args: argparse.Namespace) -> int:
+    from evalkit.human.arena import run_arena
+    from evalkit.human.show import bootstrap_progress, print_arena
+
+    with open_store(args) as store, bootstrap_progress(args.bootstrap) as progress:
+        result = run_arena(store, human_runs=args.runs, include_judge=args.include_judge or (),
+                           rounds=args.bootstrap, seed=args.seed, progress=progress)
+    print_arena(result, args.format)
+    return 0
+
+
 def _add_human(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [human-rating issue] pairs export|from-preference|import, arena
-    pass
+    pairs = sub.add_parser("pairs", parents=[parent], help="blind pairwise rating: bundles for the browser, ratings import")
+    pairs_sub = pairs.add_subparsers(dest="pairs_command", metavar="ACTION", required=True)
+
+    p = pairs_sub.add_parser("export", parents=[parent], help="a rating bundle (pairs.jsonl, key.json, rate.html) from generate runs")
+    p.add_argument("--runs", type=_csv_list, help="generate run ids, comma-separated")
+    p.add_argument("--models", type=_csv_list, help="model names (their newest finished generate run), comma-separated")
+    p.add_argument("--eval-set", help="with --models: only generate runs on this eval set")
+    p.add_argument("--n", type=_count_or_all, default=100, help="items to sample (every model pair per item), or 'all'")
+    p.add_argument("--baseline", help="run id or model name: pair every model with it instead of all pairs")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling items and shuffling sides and order (default: 0)")
+    p.add_argument("--title", help="heading shown to raters")
+    p.add_argument("--force", action="store_true", help="replace a different bundle already in --out")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the bundle to")
+    p.set_defaults(func=cmd_pairs_export)
+
+    p = pairs_sub.add_parser("from-preference", parents=[parent], help="a rating bundle from records with chosen/rejected responses")
+    p.add_argument("file", type=Path, help="JSON list or JSON lines with instruction, input, chosen, rejected")
+    p.add_argument("--n", type=_count_or_all, default=100, help="records to sample, or 'all'")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling and shuffling sides and order (default: 0)")
+    p.add_argument("--chosen-name", default="chosen", help="model name for the chosen responses")
+    p.add_argument("--rejected-name", default="rejected", help="model name for the rejected responses")
+    p.add_argument("--title", help="heading shown to raters")
+    p.add_argument("--force", action="store_true", help="replace a different bundle already in --out")
+    p.add_argument("--out", type=Path, help="folder to write the bundle to (default: pairs-<file name>)")
+    p.set_defaults(func=cmd_pairs_from_preference)
+
+    p = pairs_sub.add_parser("import", parents=[parent], help="store exported ratings in the bundle's human run")
+    p.add_argument("key", type=Path, help="the bundle's key.json")
+    p.add_argument("ratings", type=Path, nargs="+", help="ratings-<rater>.jsonl files exported by rate.html")
+    p.set_defaults(func=cmd_pairs_import)
+
+    p = pairs_sub.add_parser("agreement", parents=[parent], help="inter-rater and judge-human agreement, accuracy on known answers")
+    p.add_argument("--human", type=_csv_list, help="human run ids (default: all)")
+    p.add_argument("--judge", type=_csv_list, help="judge-pairwise run ids (default: all that share pairs)")
+    _add_format(p)
+    p.set_defaults(func=cmd_pairs_agreement)
+
+    p = sub.add_parser("arena", parents=[parent], help="Bradley-Terry ratings with bootstrap intervals (Chatbot Arena's method)")
+    p.add_argument("--runs", type=_csv_list, help="human run ids (default: all finished human runs)")
+    p.add_argument("--include-judge", type=_csv_list, metavar="RUN,...", help="judge-pairwise runs whose verdicts count as battles")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals (0: none)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    _add_format(p)
+    p.set_defaults(func=cmd_arena)
 
 
 # -- report, leaderboard, demo --------------------------------------------------------------
