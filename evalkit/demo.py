@@ -255,8 +255,8 @@ def run_demo(options: DemoOptions = DEFAULTS) -> dict[str, Any]:
                               title="evalkit demo: which response is better?")
         paths = bundle.write(out / "rating", force=True)
         result["bundle"] = paths
-        page = next((p for p in paths.values() if str(p).endswith(".html")), next(iter(paths.values()), out / "rating"))
-        steps.done("rating bundle", f"{len(bundle.pairs)} blind pairs: open {page} to rate, then `evalkit pairs import` the ratings file", t)
+        steps.done("rating bundle", f"{len(bundle.pairs)} blind pairs: open {paths['page']} in a browser to rate them, then "
+                   f"`evalkit pairs import {paths['key']} ratings-NAME.jsonl` and `evalkit arena`", t)
 
         # 6. the leaderboard
         t = steps.start("6/6 leaderboard report")

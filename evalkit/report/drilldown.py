@@ -84,7 +84,8 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
             rows.append(row)
         prov = collected.provenance[record.id]
         models = {record.model} if record.model else set()
-        if record.kind in ("human", "arena"):  # one run covers many models
+        if record.kind in ("human", "arena"):  # one run covers many models; its own name ("a vs b") is none of them
+            models = set()
             for _, p in samples:
                 models |= {p[k] for k in ("model_a", "model_b", "model") if isinstance(p.get(k), str)}
         runs[record.id] = {
