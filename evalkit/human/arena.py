@@ -22,9 +22,10 @@ bootstrap round too.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -167,11 +168,19 @@ def _fit(agg: _Aggregated, x: np.ndarray, y: np.ndarray, weights: np.ndarray) ->
     return ratings
 
 
-def _single_thread():
-    """BLAS threads only add overhead on matrices this small (and the machine may be shared)."""
+@contextlib.contextmanager
+def _fast_fits() -> Iterator[None]:
+    """Settings for many fits of a small, already checked design.
+
+    BLAS threads only add overhead on matrices this small (and the machine may be shared), and
+    scikit-learn's per-call input and parameter checks cost more than the fit itself here: the
+    design is built (finite) by this module and the parameters are constants.
+    """
+    from sklearn import config_context
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1)
+    with threadpool_limits(limits=1), config_context(assume_finite=True, skip_parameter_validation=True):
+        yield
 
 
 def fit_bradley_terry(battles: pd.DataFrame) -> pd.Series:
@@ -180,7 +189,7 @@ def fit_bradley_terry(battles: pd.DataFrame) -> pd.Series:
     if agg.n_battles == 0:
         raise EvalkitError("no battles to rate")
     x, y = agg.design()
-    with _single_thread():
+    with _fast_fits():
         ratings = _fit(agg, x, y, agg.weights(agg.counts))
     return pd.Series(ratings, index=agg.models, name="rating").sort_values(ascending=False)
 
@@ -201,7 +210,7 @@ def bootstrap_bradley_terry(
     x, y = agg.design()
     probabilities = agg.counts / agg.counts.sum()
     out = np.empty((rounds, len(agg.models)))
-    with _single_thread():
+    with _fast_fits():
         for r in range(rounds):
             counts = rng.multinomial(agg.n_battles, probabilities).astype(np.float64)
             out[r] = _fit(agg, x, y, agg.weights(counts))
@@ -214,12 +223,13 @@ def bootstrap_bradley_terry(
 # -- what the ratings can and cannot say --------------------------------------------------------
 
 
-def unbounded_models(battles: pd.DataFrame) -> list[str]:
-    """Models whose maximum-likelihood rating does not exist (Ford's condition fails).
+def separated_groups(battles: pd.DataFrame) -> list[list[list[str]]]:
+    """Where the maximum-likelihood ratings do not exist (Ford's condition fails).
 
-    A model (or group) that never lost to the rest of its connected group, or never beat it,
-    would be pushed to +/- infinity; the optimiser stops somewhere arbitrary. Ties count as half a
-    win both ways, so they connect both directions.
+    Among models compared with each other, a group that never lost to the rest (or never beat
+    it) would be pushed to +/- infinity, and the optimiser stops somewhere arbitrary. For each
+    such set of compared models, returns its groups (strongly connected in "scored against",
+    ties counting both ways) from the best to the worst; empty when all ratings are finite.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -230,19 +240,36 @@ def unbounded_models(battles: pd.DataFrame) -> list[str]:
         return []
     w = agg.weights(agg.counts)
     n_pairs = len(agg.pair_i)
-    # edge i -> j when i scored against j (won or tied)
+    # edge i -> j when i scored against j (won or tied); weight = half-points scored
     src = np.r_[agg.pair_i, agg.pair_j]
     dst = np.r_[agg.pair_j, agg.pair_i]
-    positive = np.r_[w[:n_pairs], w[n_pairs:]] > 0
+    points = np.r_[w[:n_pairs], w[n_pairs:]]
+    positive = points > 0
     graph = coo_matrix((np.ones(positive.sum()), (src[positive], dst[positive])), shape=(m, m))
     _, weak = connected_components(graph, directed=True, connection="weak")
     _, strong = connected_components(graph, directed=True, connection="strong")
     out = []
-    for k, model in enumerate(agg.models):
-        same_weak = weak == weak[k]
-        if not np.all(strong[same_weak] == strong[k]):
-            out.append(model)
+    for component in np.unique(weak):
+        members = np.flatnonzero(weak == component)
+        groups = np.unique(strong[members])
+        if len(groups) < 2:
+            continue
+        # order groups by their net points against the rest: in a separated set of groups the
+        # group that never lost comes first, the one that never scored last
+        net = {}
+        for g in groups:
+            inside = strong == g
+            out_pts = points[inside[src] & ~inside[dst]].sum()
+            in_pts = points[~inside[src] & inside[dst]].sum()
+            net[g] = out_pts - in_pts
+        ordered = sorted(groups, key=lambda g: -net[g])
+        out.append([sorted(agg.models[k] for k in members if strong[k] == g) for g in ordered])
     return out
+
+
+def unbounded_models(battles: pd.DataFrame) -> list[str]:
+    """Models whose rating has no finite maximum-likelihood estimate (see separated_groups)."""
+    return sorted(model for groups in separated_groups(battles) for group in groups for model in group)
 
 
 def disconnected_groups(battles: pd.DataFrame) -> list[list[str]]:
@@ -338,12 +365,12 @@ def arena_ratings(
             }
         )
     notes = []
-    unbounded = unbounded_models(battles)
-    if unbounded:
+    for groups in separated_groups(battles):
+        order = " > ".join(", ".join(g) for g in groups)
         notes.append(
-            f"{', '.join(unbounded)}: won or lost every battle against the models it met, so "
-            "the rating has no finite estimate (the number shown is where the optimiser stopped); "
-            "collect more votes"
+            f"no finite ratings for {order}: each group won (or tied) every battle against the groups "
+            "after it, so the gaps between them are unbounded and the numbers shown are where the "
+            "optimiser stopped; collect more votes"
         )
     groups = disconnected_groups(battles)
     if len(groups) > 1:
