@@ -9,6 +9,7 @@ from evalkit.human.arena import (
     bootstrap_bradley_terry,
     fit_bradley_terry,
     run_arena,
+    separated_groups,
     unbounded_models,
     win_rate_matrix,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "bootstrap_bradley_terry",
     "fit_bradley_terry",
     "run_arena",
+    "separated_groups",
     "unbounded_models",
     "win_rate_matrix",
 ]

@@ -202,7 +202,8 @@ def bootstrap_bradley_terry(
     progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Ratings refitted on ``rounds`` resamples of the battles (rows: rounds, columns: models,
-    ordered by median rating as Arena does). A model absent from a resample is NaN in that round."""
+    ordered by median rating as Arena does). A model absent from a resample is NaN in that round.
+    ``attrs["rounds_without_finite_ratings"]`` counts the rounds where the estimate does not exist."""
     agg = _Aggregated.from_battles(battles)
     if agg.n_battles == 0:
         raise EvalkitError("no battles to rate")
@@ -210,17 +211,44 @@ def bootstrap_bradley_terry(
     x, y = agg.design()
     probabilities = agg.counts / agg.counts.sum()
     out = np.empty((rounds, len(agg.models)))
+    not_finite = 0
     with _fast_fits():
         for r in range(rounds):
             counts = rng.multinomial(agg.n_battles, probabilities).astype(np.float64)
-            out[r] = _fit(agg, x, y, agg.weights(counts))
+            weights = agg.weights(counts)
+            out[r] = _fit(agg, x, y, weights)
+            not_finite += not _mle_exists(agg, weights)
             if progress is not None:
                 progress(1)
     frame = pd.DataFrame(out, columns=agg.models)
-    return frame[frame.median().sort_values(ascending=False).index]
+    frame = frame[frame.median().sort_values(ascending=False).index]
+    # rounds in which some model won (or lost) everything: its rating there is arbitrary
+    frame.attrs["rounds_without_finite_ratings"] = not_finite
+    return frame
 
 
 # -- what the ratings can and cannot say --------------------------------------------------------
+
+
+def _score_graph(agg: _Aggregated, weights: np.ndarray):
+    """Components of the graph with an edge i -> j when i scored against j (won or tied)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    m, n_pairs = len(agg.models), len(agg.pair_i)
+    src = np.r_[agg.pair_i, agg.pair_j]
+    dst = np.r_[agg.pair_j, agg.pair_i]
+    points = np.r_[weights[:n_pairs], weights[n_pairs:]]  # half-points i scored against j
+    positive = points > 0
+    graph = coo_matrix((np.ones(positive.sum()), (src[positive], dst[positive])), shape=(m, m))
+    _, weak = connected_components(graph, directed=True, connection="weak")
+    _, strong = connected_components(graph, directed=True, connection="strong")
+    return weak, strong, src, dst, points
+
+
+def _mle_exists(agg: _Aggregated, weights: np.ndarray) -> bool:
+    weak, strong, *_ = _score_graph(agg, weights)
+    return len(np.unique(weak)) == len(np.unique(strong))
 
 
 def separated_groups(battles: pd.DataFrame) -> list[list[list[str]]]:
@@ -231,23 +259,10 @@ def separated_groups(battles: pd.DataFrame) -> list[list[list[str]]]:
     such set of compared models, returns its groups (strongly connected in "scored against",
     ties counting both ways) from the best to the worst; empty when all ratings are finite.
     """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
     agg = _Aggregated.from_battles(battles)
-    m = len(agg.models)
-    if m < 2:
+    if len(agg.models) < 2:
         return []
-    w = agg.weights(agg.counts)
-    n_pairs = len(agg.pair_i)
-    # edge i -> j when i scored against j (won or tied); weight = half-points scored
-    src = np.r_[agg.pair_i, agg.pair_j]
-    dst = np.r_[agg.pair_j, agg.pair_i]
-    points = np.r_[w[:n_pairs], w[n_pairs:]]
-    positive = points > 0
-    graph = coo_matrix((np.ones(positive.sum()), (src[positive], dst[positive])), shape=(m, m))
-    _, weak = connected_components(graph, directed=True, connection="weak")
-    _, strong = connected_components(graph, directed=True, connection="strong")
+    weak, strong, src, dst, points = _score_graph(agg, agg.weights(agg.counts))
     out = []
     for component in np.unique(weak):
         members = np.flatnonzero(weak == component)
@@ -371,6 +386,13 @@ def arena_ratings(
             f"no finite ratings for {order}: each group won (or tied) every battle against the groups "
             "after it, so the gaps between them are unbounded and the numbers shown are where the "
             "optimiser stopped; collect more votes"
+        )
+    if boot is not None and boot.attrs.get("rounds_without_finite_ratings"):
+        share = boot.attrs["rounds_without_finite_ratings"] / rounds
+        notes.append(
+            f"in {share:.0%} of the bootstrap rounds some model won (or lost) every battle it had, so its "
+            "rating there has no finite value and the intervals are wider than the data can "
+            "pin down; collect more votes"
         )
     groups = disconnected_groups(battles)
     if len(groups) > 1:

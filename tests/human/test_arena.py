@@ -5,6 +5,7 @@ Chatbot Arena's one-row-per-battle logistic regression)."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -167,6 +168,7 @@ def test_bootstrap_is_seeded_and_shaped_rounds_by_models():
     pd.testing.assert_frame_equal(one, two)
     assert not one.equals(other)
     assert np.allclose(one.mean(axis=1), 1000)  # every round is anchored at 1000
+    assert one.attrs["rounds_without_finite_ratings"] == 0
 
 
 def test_arena_table_contract_and_caveats():
@@ -179,6 +181,7 @@ def test_arena_table_contract_and_caveats():
     assert separated_groups(frame) == [[["A"], ["B", "C"]]]
     assert unbounded_models(frame) == ["A", "B", "C"]
     assert any(n.startswith("no finite ratings for A > B, C") for n in result.notes)
+    assert any(re.match(r"in \d+% of the bootstrap rounds some model won", n) for n in result.notes)
     apart = battles(("A", "B", "model_a"), ("B", "A", "model_a"), ("C", "D", "tie"))
     assert any("never compared" in n for n in arena_ratings(apart, rounds=0).notes)
     assert unbounded_models(apart) == []
