@@ -145,21 +145,29 @@ class _Aggregated:
         return np.r_[w_i, w_j]
 
 
-def _fit(agg: _Aggregated, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Ratings (Elo scale, mean INIT_RATING) of ``agg.models``; NaN for a model with no battles."""
+def _estimator(*, warm_start: bool = False):
     from sklearn.linear_model import LogisticRegression
 
+    # C=inf is sklearn's spelling of penalty=None (deprecated in 1.8): Arena's unpenalised fit.
+    return LogisticRegression(fit_intercept=False, C=np.inf, tol=_TOL, max_iter=_MAX_ITER, warm_start=warm_start)
+
+
+def _fit(agg: _Aggregated, x: np.ndarray, y: np.ndarray, weights: np.ndarray, warm=None) -> np.ndarray:
+    """Ratings (Elo scale, mean INIT_RATING) of ``agg.models``; NaN for a model with no battles.
+
+    ``warm``: an estimator with ``warm_start`` to start from its last solution; used only when
+    every model is present (the number of coefficients must not change).
+    """
     n_pairs = len(agg.pair_i)
     pair_used = (weights[:n_pairs] + weights[n_pairs:]) > 0
     rows = np.r_[pair_used, pair_used]
     present = np.zeros(len(agg.models), dtype=bool)
     present[agg.pair_i[pair_used]] = True
     present[agg.pair_j[pair_used]] = True
-    # C=inf is sklearn's spelling of penalty=None (deprecated in 1.8): Arena's unpenalised fit.
-    model = LogisticRegression(fit_intercept=False, C=np.inf, tol=_TOL, max_iter=_MAX_ITER)
+    model = warm if warm is not None and present.all() else _estimator()
     with warnings.catch_warnings():
         # a model that won (or lost) every battle has no finite MLE; callers report that
-        # through unbounded_models() instead of a ConvergenceWarning on every bootstrap round
+        # through separated_groups() instead of a ConvergenceWarning on every bootstrap round
         warnings.simplefilter("ignore")
         model.fit(x[rows][:, present], y[rows], sample_weight=weights[rows])
     ratings = np.full(len(agg.models), np.nan)
@@ -194,32 +202,64 @@ def fit_bradley_terry(battles: pd.DataFrame) -> pd.Series:
     return pd.Series(ratings, index=agg.models, name="rating").sort_values(ascending=False)
 
 
+_CHUNK = 50  # bootstrap rounds per task; fixed, so results do not depend on n_jobs
+
+
+def _bootstrap_chunk(agg: _Aggregated, counts: np.ndarray) -> tuple[np.ndarray, int]:
+    """Fit the rounds given by rows of category ``counts``: (ratings, rounds without finite MLE)."""
+    x, y = agg.design()
+    out = np.empty((len(counts), len(agg.models)))
+    not_finite = 0
+    with _fast_fits():
+        # each round starts from the previous solution (all near the full-data estimate, where
+        # the chunk starts): fewer L-BFGS iterations, the same optimum to the tolerance
+        warm = _estimator(warm_start=True)
+        _fit(agg, x, y, agg.weights(agg.counts), warm)
+        for k, round_counts in enumerate(counts):
+            weights = agg.weights(round_counts.astype(np.float64))
+            out[k] = _fit(agg, x, y, weights, warm)
+            not_finite += not _mle_exists(agg, weights)
+    return out, not_finite
+
+
 def bootstrap_bradley_terry(
     battles: pd.DataFrame,
     rounds: int = 1000,
     seed: int = 0,
     *,
     progress: Callable[[int], None] | None = None,
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """Ratings refitted on ``rounds`` resamples of the battles (rows: rounds, columns: models,
     ordered by median rating as Arena does). A model absent from a resample is NaN in that round.
-    ``attrs["rounds_without_finite_ratings"]`` counts the rounds where the estimate does not exist."""
+    ``attrs["rounds_without_finite_ratings"]`` counts the rounds where the estimate does not exist.
+
+    ``n_jobs`` > 1 fits chunks of rounds in that many processes (joblib); the resamples are drawn
+    here, in order, so the result is the same for any ``n_jobs``.
+    """
     agg = _Aggregated.from_battles(battles)
     if agg.n_battles == 0:
         raise EvalkitError("no battles to rate")
     rng = np.random.default_rng(seed)
-    x, y = agg.design()
     probabilities = agg.counts / agg.counts.sum()
-    out = np.empty((rounds, len(agg.models)))
-    not_finite = 0
-    with _fast_fits():
-        for r in range(rounds):
-            counts = rng.multinomial(agg.n_battles, probabilities).astype(np.float64)
-            weights = agg.weights(counts)
-            out[r] = _fit(agg, x, y, weights)
-            not_finite += not _mle_exists(agg, weights)
-            if progress is not None:
-                progress(1)
+
+    def chunks() -> Iterator[np.ndarray]:
+        for start in range(0, rounds, _CHUNK):
+            yield rng.multinomial(agg.n_battles, probabilities, size=min(_CHUNK, rounds - start))
+
+    if n_jobs == 1:
+        results: Iterable[tuple[np.ndarray, int]] = (_bootstrap_chunk(agg, c) for c in chunks())
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_bootstrap_chunk)(agg, c) for c in chunks())
+    parts, not_finite = [], 0
+    for ratings, bad in results:
+        parts.append(ratings)
+        not_finite += bad
+        if progress is not None:
+            progress(len(ratings))
+    out = np.concatenate(parts) if parts else np.empty((0, len(agg.models)))
     frame = pd.DataFrame(out, columns=agg.models)
     frame = frame[frame.median().sort_values(ascending=False).index]
     # rounds in which some model won (or lost) everything: its rating there is arbitrary
@@ -357,12 +397,13 @@ def arena_ratings(
     rounds: int = 1000,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    n_jobs: int = 1,
 ) -> ArenaResult:
     """Ratings of all models in ``battles`` with bootstrap 95% intervals, best first."""
     if len(battles) == 0:
         raise EvalkitError("no battles to rate: import ratings with `evalkit pairs import` or pass --include-judge")
     ratings = fit_bradley_terry(battles)
-    boot = bootstrap_bradley_terry(battles, rounds, seed, progress=progress) if rounds > 0 else None
+    boot = bootstrap_bradley_terry(battles, rounds, seed, progress=progress, n_jobs=n_jobs) if rounds > 0 else None
     counts = battle_counts(battles)
     rows = []
     for model, rating in ratings.items():
@@ -492,6 +533,7 @@ def run_arena(
     rounds: int = 1000,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    n_jobs: int = 1,
 ) -> ArenaResult:
     """Rate every model in the chosen runs and store the table as an ``arena`` run."""
     from evalkit.store import Metric, content_hash
@@ -502,7 +544,7 @@ def run_arena(
             "no battles in the store: import ratings with `evalkit pairs import KEY RATINGS...` "
             "(or Chatbot Arena battles with `evalkit import arena`), or pass --include-judge RUN"
         )
-    result = arena_ratings(battles, rounds=rounds, seed=seed, progress=progress)
+    result = arena_ratings(battles, rounds=rounds, seed=seed, progress=progress, n_jobs=n_jobs)
     config = {
         "human_runs": sorted(set(battles.loc[~battles["rater"].astype(str).str.startswith("judge:"), "run_id"])),
         "judge_runs": list(include_judge),

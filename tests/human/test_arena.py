@@ -192,3 +192,11 @@ def test_bad_battles_are_refused():
         fit_bradley_terry(battles(("A", "B", "draw")))
     with pytest.raises(InputError, match="cannot battle itself"):
         fit_bradley_terry(battles(("A", "A", "tie")))
+
+
+def test_bootstrap_in_two_processes_gives_the_same_result():
+    rng = np.random.default_rng(4)
+    frame = simulate_battles(np.array([0.0, 40.0, 80.0, 120.0]), 500, rng, tie_rate=0.1)
+    one = bootstrap_bradley_terry(frame, rounds=60, seed=2)
+    two = bootstrap_bradley_terry(frame, rounds=60, seed=2, n_jobs=2)
+    pd.testing.assert_frame_equal(one, two)
