@@ -545,9 +545,10 @@ def run_arena(
             "(or Chatbot Arena battles with `evalkit import arena`), or pass --include-judge RUN"
         )
     result = arena_ratings(battles, rounds=rounds, seed=seed, progress=progress, n_jobs=n_jobs)
+    judge_ids = [store.get_run(rid, with_metrics=False).id for rid in include_judge]  # prefixes -> ids
     config = {
-        "human_runs": sorted(set(battles.loc[~battles["rater"].astype(str).str.startswith("judge:"), "run_id"])),
-        "judge_runs": list(include_judge),
+        "human_runs": sorted(set(battles["run_id"]) - set(judge_ids)),
+        "judge_runs": judge_ids,
         "bootstrap": rounds,
         "seed": seed,
         "n_battles": result.n_battles,

@@ -56,7 +56,7 @@ def plant_hostile_response(store, generate_runs) -> str:
     return payload["response"]
 
 
-def test_rate_in_the_browser_then_import_and_rank(browser, store, generate_runs, tmp_path, run_cli, capsys):
+def test_rate_in_the_browser_then_import_and_rank(browser, store, generate_runs, tmp_path, run_cli):
     hostile_response = plant_hostile_response(store, generate_runs)
     folder = tmp_path / "bundle"
     rc, out, err = run_cli("pairs", "export", "--runs", ",".join(generate_runs), "--n", "5", "--seed", "0",
@@ -147,9 +147,8 @@ def test_rate_in_the_browser_then_import_and_rank(browser, store, generate_runs,
             wins[key["pairs"][pid][outcome]] += 1
     rc, out, err = run_cli("arena", "--bootstrap", "200", store=store.path)
     assert rc == 0, err
-    (tmp_path / "arena.txt").write_text(out)
-    with capsys.disabled():  # the rating table, for whoever runs this with -s
-        print("\n" + out)
+    assert "Bradley-Terry ratings (5 battles)" in out and "win rate of row over column" in out
+    (tmp_path / "arena.txt").write_text(out)  # the rating table, beside the screenshots
     rc, out, err = run_cli("arena", "--bootstrap", "0", "--format", "json", store=store.path)
     rows = {r["model"]: r for r in json.loads(out)}
     assert {m: rows[m]["wins"] for m in wins} == wins
