@@ -155,3 +155,22 @@ def test_rate_in_the_browser_then_import_and_rank(browser, store, generate_runs,
     assert all(r["ties"] == 1 and r["battles"] == 5 for r in rows.values())
     leader = max(wins, key=wins.get)
     assert rows[leader]["rating"] > 1000 > rows[min(wins, key=wins.get)]["rating"]
+
+    # agreement with a judge run over the same pairs (verdicts set by hand: book-model-2 always)
+    with store.start_run("judge-pairwise", "book-model-2", {"judge_model": "by-hand"}) as run:
+        for pid in pair_ids:
+            entry = key["pairs"][pid]
+            sides = {entry["a"]: entry["response_a"], entry["b"]: entry["response_b"]}
+            run.add_sample(entry["item_id"], {
+                "instruction": entry["instruction"], "input": entry["input"],
+                "generator_1": "book-model-1", "output_1": sides["book-model-1"],
+                "generator_2": "book-model-2", "output_2": sides["book-model-2"], "preference": 2.0,
+            })
+    human_winners = [None if o == "both_bad" else key["pairs"][pid][o]
+                     for pid, o in zip(pair_ids, ["a", "b", "both_bad", "a", "b"])]
+    rc, out, err = run_cli("pairs", "agreement", "--format", "json", store=store.path)
+    assert rc == 0, err
+    (judge,) = json.loads(out)["judge_human"]
+    assert judge["judge"] == "by-hand" and judge["n"] == 5
+    assert judge["agreement"] == pytest.approx(human_winners.count("book-model-2") / 5)
+    assert judge["agreement_without_ties"] == pytest.approx(human_winners.count("book-model-2") / 4)
