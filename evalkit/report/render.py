@@ -195,6 +195,18 @@ def _charts(store: ResultsStore, board: Leaderboard, collected: Collected) -> li
     return charts
 
 
+def random_init_models(collected: Collected) -> list[str]:
+    """Models that started from random weights (fine-tuned with ``init: random``, or named so by
+    ``evalkit demo``): their numbers must never pass for a pretrained model's."""
+    found: list[str] = []
+    for run in collected.runs:
+        config = run.config or {}
+        random_start = config.get("init") == "random" or str(config.get("base_model") or "").startswith("random:")
+        if random_start or "random-init" in (run.model or ""):
+            found += [name for name in (run.model, config.get("name")) if name and name not in found]
+    return found
+
+
 def _setup_letters(board: Leaderboard) -> dict[str, str]:
     """run id -> setup letter, for runs whose kind has several setups."""
     out = {}
@@ -230,6 +242,12 @@ def render_report(
     models = [r["model"] for r in board.rows]
     comparisons, comparisons_note = compute_comparisons(store, models, max_pairs=max_pairs)
     notices = list(notices)
+    random_models = random_init_models(collected)
+    if random_models:
+        notices.append(
+            f"Randomly initialised weights: {', '.join(random_models)} started from random weights, not a pretrained "
+            "GPT-2. Their numbers are near chance and say nothing about a pretrained model."
+        )
     unfinished = [r.id for r in collected.runs if r.status != "done"]
     if unfinished:
         notices.append(f"{len(unfinished)} run(s) in this report did not finish ({', '.join(unfinished)}): their numbers cover only the items done.")

@@ -181,3 +181,12 @@ def test_report_command(small_store, run_cli, tmp_path):
     assert len(page.find("section", **{"class": "run"})) == 2
     rc, _, err = run_cli("report", "--out", out, "--runs", "nope", store=small_store.path)
     assert rc == 2 and "no run 'nope'" in err
+
+
+def test_random_init_models_are_flagged(store, eval_example, tmp_path):
+    b.add_judge_score(store, "gpt2-tiny-random-init-demo-sft", eval_example[:2], "model 1 response", [1, 2], mean=1.5, stderr=0.5)
+    with store.start_run("finetune", "other", {"init": "random", "base_model": "random:gpt2-tiny"}) as run:
+        run.log_metric("val_loss", 9.0)
+    notices = [e["text"] for e in Page(render_report(store, tmp_path / "r.html").read_text()).find("p", **{"class": "notice"})]
+    assert len(notices) == 1
+    assert "gpt2-tiny-random-init-demo-sft" in notices[0] and "other" in notices[0] and "not a pretrained" in notices[0]
