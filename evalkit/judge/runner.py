@@ -27,7 +27,7 @@ import math
 import statistics
 import threading
 import time
-import warnings
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,7 +253,9 @@ class _Judge:
             if answer.logprobs:
                 shown, weighted["probabilities"] = weighted_preference(answer.logprobs, verdict)
             else:
-                self.no_logprobs_seen.set()  # an Ollama before 0.12.11: ask for discrete verdicts
+                if not self.no_logprobs_seen.is_set():
+                    self.no_logprobs_seen.set()  # an Ollama before 0.12.11: ask for discrete verdicts
+                    _warn("the judge server returned no logprobs (Ollama 0.12.11 or later does); using discrete verdicts")
         if weighted is not None and "probabilities" in weighted:
             raw = weighted  # both verdict tokens missing stays unparsed, as in AlpacaEval
         else:
@@ -383,6 +385,10 @@ class _Progress:
 # -- the run --------------------------------------------------------------------------------
 
 
+def _warn(message: str) -> None:
+    print(f"evalkit: warning: {message}", file=sys.stderr)
+
+
 def _estimate_tokens(messages: list[dict[str, str]]) -> int:
     # No judge tokenizer here; 3 bytes per token over-estimates for English on Llama-style
     # vocabularies, which is the safe side for a "may be truncated" warning.
@@ -439,7 +445,7 @@ def run_judge(
     try:
         info = client.preflight()
         if info.context_length and num_ctx > info.context_length:
-            warnings.warn(f"num_ctx {num_ctx} exceeds {judge_model}'s context length {info.context_length}", stacklevel=2)
+            _warn(f"num_ctx {num_ctx} exceeds {judge_model}'s context length {info.context_length}")
         config: dict[str, Any] = {
             "eval_set": eval_name,
             "mode": mode,
@@ -475,9 +481,9 @@ def run_judge(
             samples = [p for _, p in run.samples()]
             run.log_metrics(score_metrics(samples) if mode == "score" else pairwise_run_metrics(samples))
             if judge.truncated:
-                warnings.warn(
+                _warn(
                     f"{judge.truncated} judge prompt(s) filled num_ctx={num_ctx} and were probably truncated; "
-                    "raise --num-ctx", stacklevel=2,
+                    "raise --num-ctx"
                 )
             return run.id
     finally:
@@ -496,10 +502,9 @@ def _warn_truncation(judge: _Judge, items: list[JudgeItem], template: Template, 
         longest = max(longest, tokens)
         over += tokens > num_ctx - JSON_NUM_PREDICT
     if over:
-        warnings.warn(
+        _warn(
             f"{over} of {len(items)} judge prompts may not fit num_ctx={num_ctx} (longest ~{longest} tokens) "
-            "and may be truncated by Ollama; raise --num-ctx",
-            stacklevel=3,
+            "and may be truncated by Ollama; raise --num-ctx"
         )
 
 

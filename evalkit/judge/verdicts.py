@@ -79,7 +79,7 @@ def lenient_score(text: str) -> int | None:
     for value in _json_objects(text):
         if isinstance(value, dict) and (score := _as_score(value.get("score"))) is not None:
             return score
-    for match in re.finditer(r"(?<![\w.\-])(\d{1,3})(?:\.0+)?(?:\s*(?:/|out of)\s*100)?(?![\w.%])", text):
+    for match in re.finditer(r"(?<![\w.\-])(\d{1,3})(?:\.0+)?(?:\s*(?:/|out of)\s*100)?(?![\w%]|\.\d)", text):
         score = _as_score(int(match.group(1)))
         if score is not None:
             return score
