@@ -139,7 +139,7 @@ def parse_template(text: str, *, source: str = "<template>", mode: str | None = 
         raise InputError(f"placeholders must be plain names, not {', '.join(sorted(bad))}", path=source)
     declared = meta.get("mode")
     inferred = "pairwise" if {"output_1", "output_2"} & fields else "score"
-    template_mode = declared or mode or inferred
+    template_mode = declared or (inferred if inferred == "pairwise" else mode or inferred)
     if template_mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}", path=source, field="mode")
     if mode and template_mode != mode:
