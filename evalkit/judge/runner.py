@@ -285,7 +285,7 @@ class _Judge:
             "generator_2": item.generator,
         }
         if item.reference == item.response:
-            return {**payload, "preference": 1.5, "status": "identical", "raw_completion": [], "orders": []}
+            return {**payload, "preference": 1.5, "status": "identical", "raw_completion": [], "orders": [], "order_preferences": []}
         orders = [False, True] if self.order == "swap" else [self.swap_first(item)]
         results = [self._one_order(item, swapped) for swapped in orders]
         prefs = [p for p, _ in results]
