@@ -367,6 +367,7 @@ def cmd_judge(args: argparse.Namespace) -> int:
             store,
             model=args.model,
             responses=args.responses,
+            name=args.name,
             eval_set=args.eval_set,
             judge_model=args.judge_model,
             mode=args.mode,
@@ -405,6 +406,7 @@ def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="checkpoint (folder, hub id or book .pth): generate responses for the eval set first")
     source.add_argument("--responses", type=Path, help="JSON/JSONL file of responses (book or AlpacaEval shapes)")
+    p.add_argument("--name", help="the judged model's name (default: the checkpoint's, or the file's generator or name)")
     p.add_argument("--judge-model", default="llama3", help="Ollama model that judges")
     p.add_argument("--eval-set", help="book-test | alpaca-eval | FILE (default with --model: book-test)")
     p.add_argument("--mode", choices=["score", "pairwise"], help="default: pairwise for alpaca-eval, else score")

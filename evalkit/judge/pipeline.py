@@ -19,6 +19,7 @@ def responses_run_for(
     responses: str | Path | None,
     eval_set: EvalSet | None,
     generate_options: dict[str, Any] | None = None,
+    name: str | None = None,
 ) -> str:
     """A ``generate`` run id: responses generated with ``finetune`` for the eval set (a
     finished run with the same settings is reused), or a responses file imported."""
@@ -28,12 +29,17 @@ def responses_run_for(
         from evalkit.interop.responses import import_responses, read_responses
 
         records, field = read_responses(responses)
-        print(f"{responses}: {len(records)} responses, read from field {field!r}", file=sys.stderr)
-        return import_responses(store, responses)
+        generators = {r["generator"] for r in records if r["generator"]}
+        if name is None:
+            # the model's name: the file's one generator, else the file's name
+            name = next(iter(generators)) if len(generators) == 1 else Path(responses).stem
+        print(f"{responses}: {len(records)} responses of {name!r}, read from field {field!r}", file=sys.stderr)
+        return import_responses(store, responses, name=name)
     from finetune import generate_responses
 
     assert eval_set is not None
-    return generate_responses(model, eval_set.records, store=store, eval_set=eval_set.name, **(generate_options or {}))
+    options = {"model_name": name, **(generate_options or {})}
+    return generate_responses(model, eval_set.records, store=store, eval_set=eval_set.name, **options)
 
 
 def judge(
@@ -43,9 +49,12 @@ def judge(
     responses: str | Path | None = None,
     eval_set: str | None = None,
     generate_options: dict[str, Any] | None = None,
+    name: str | None = None,
     **judge_options: Any,
 ) -> str:
     """``evalkit judge``: returns the judge run id. ``judge_options`` go to :func:`run_judge`."""
     chosen = load_eval_set(eval_set) if eval_set else (load_eval_set("book-test") if model else None)
-    run_id = responses_run_for(store, model=model, responses=responses, eval_set=chosen, generate_options=generate_options)
+    run_id = responses_run_for(
+        store, model=model, responses=responses, eval_set=chosen, generate_options=generate_options, name=name
+    )
     return run_judge(store, responses_run=run_id, eval_set=chosen, **judge_options)

@@ -433,7 +433,10 @@ def run_judge(
     if concurrency < 1:
         raise EvalkitError("concurrency must be at least 1")
     record, items, ref_name = build_items(store, responses_run, eval_set=eval_set, reference=reference)
-    eval_name = eval_name or record.config.get("eval_set") or f"run:{record.id}"
+    recorded = record.config.get("eval_set")
+    if isinstance(recorded, list):  # imported files record the AlpacaEval datasets they hold
+        recorded = ",".join(map(str, recorded))
+    eval_name = eval_name or recorded or f"run:{record.id}"
     template = load_template(prompt_template, mode)
     num_ctx = num_ctx or (BOOK_OPTIONS["num_ctx"] if mode == "score" else PAIRWISE_NUM_CTX)
     options = {"seed": seed, "temperature": temperature, "num_ctx": num_ctx}
