@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 import random
+import ssl
 import threading
-import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -45,6 +46,15 @@ def resolve_hosts(hosts: list[str] | tuple[str, ...] | None = None) -> list[str]
 def _normalise_host(host: str) -> str:
     host = host.strip().rstrip("/")
     return host if "://" in host else f"http://{host}"
+
+
+@lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    # httpx builds (and loads CA certificates into) a new context for every client, ~0.2 s;
+    # one per process keeps a cache-warm re-run fast. Same trust store httpx would use.
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 def _canonical_model(name: str) -> str:
@@ -129,7 +139,10 @@ class OllamaJudgeClient:
         self.stats = CallStats()
         self.stop = stop or threading.Event()
         self.info: ModelInfo | None = None
-        self._clients = {h: ollama.Client(h, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0))) for h in self.hosts}
+        self._clients = {
+            h: ollama.Client(h, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), verify=_tls_context())
+            for h in self.hosts
+        }
         self._in_flight = dict.fromkeys(self.hosts, 0)
         self._turn = 0
         self._lock = threading.Lock()

@@ -532,17 +532,18 @@ def _judge_all(run, judge: _Judge, items: list[JudgeItem], *, total: int, concur
             if not pending:
                 break
             finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            results = []
             for future in finished:
                 item = pending.pop(future)
                 try:
-                    payload = future.result()
+                    results.append((item.id, future.result()))
                 except Exception as exc:  # noqa: BLE001 - stop the run, keep what finished
                     if failure is None:
                         failure = exc
                         stop.set()
-                    continue
-                run.add_sample(item.id, payload)
-                completed += 1
+            # everything that finished together goes in one transaction (each item is still
+            # committed as soon as its answer is in)
+            completed += run.add_samples(results) if results else 0
             bar.update(completed, hits=stats.cache_hits, retries=stats.retries, unparsed=judge.unparsed)
     except BaseException:
         stop.set()

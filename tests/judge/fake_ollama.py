@@ -205,6 +205,7 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 10  # seconds a silent connection is kept
+    disable_nagle_algorithm = True  # headers and body are two writes: no 40 ms delayed-ACK stall
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
@@ -241,6 +242,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"version": self.fake.version})
         elif self.path == "/api/tags":
             self._send_json(200, {"models": [self.fake._tag(name) for name in self.fake.models]})
+        elif self.path == "/_fake/counts":  # not Ollama's: request counts, for a server in another process
+            with self.fake._lock:
+                self._send_json(200, dict(self.fake._counts))
         elif self.path in ("/", ""):
             body = b"Ollama is running"
             self.send_response(200)
@@ -524,3 +528,34 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: f
             return True
         time.sleep(interval)
     return predicate()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tests.judge.fake_ollama``: serve in the foreground (benchmarks, manual runs).
+
+    Prints the URL on the first line, answers every judge request with a fixed verdict (a
+    score through a ``format`` schema, else a weighted one-token verdict), and exits when
+    stdin closes or after ``--max-seconds``.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m tests.judge.fake_ollama", description=main.__doc__)
+    parser.add_argument("--model", action="append", help="model to serve (repeatable; default llama3)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every judge request")
+    parser.add_argument("--score", type=int, default=50, help="score given to score requests")
+    parser.add_argument("--max-seconds", type=float, default=600.0, help="stop after this long at most")
+    args = parser.parse_args(argv)
+    server = FakeOllama(models=args.model or ["llama3"], latency=args.latency)
+    server.script(lambda req: {"score": args.score} if isinstance(req.format, dict) and "score" in json.dumps(req.format)
+                  else {"better": "2"} if req.format else Reply(tokens=[Token("2", math.log(0.7), {"1": math.log(0.3)})]))
+    with server:
+        print(server.url, flush=True)
+        done = threading.Event()
+        threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+        done.wait(args.max_seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
