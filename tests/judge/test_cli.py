@@ -87,14 +87,35 @@ def test_books_own_prompt_as_template(run_cli, fake_ollama, tmp_path):
         "response `{response}` on a scale from 0 to 100, where 100 is the best score. Respond with the integer number only."
     )
     fake_ollama.script(lambda req: "85")
+    # with the progress bar (on stderr)
     rc, out, err = run_cli("judge", "--responses", small, "--host", fake_ollama.url, "--prompt-template", template,
-                           "--no-progress", "--format", "json")
+                           "--format", "json")
     assert rc == 0, err
     run = json.loads(out)
     assert run["metrics"]["score_mean"]["value"] == 85 and run["config"]["template"]["name"] == "book-score"
     request = fake_ollama.requests[0]
     assert request.format is None and len(request.messages) == 1
     assert request.messages[0]["content"].startswith("Given the input `Below is an instruction that describes a task.")
+
+
+def test_reference_file_and_missing_references(run_cli, fake_ollama, tmp_path):
+    records = json.loads(shared_path("book-ch07", "instruction-data-with-response.json").read_text())[:3]
+    responses = tmp_path / "mine.json"
+    responses.write_text(json.dumps(records))
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps([{**r, "model_response": "I do not know.", "generator": "base-model"} for r in records]))
+    fake_ollama.script(lambda req: Reply(tokens=[Token("2", math.log(0.75), {"1": math.log(0.25)})]))
+    rc, out, err = run_cli("judge", "--responses", responses, "--mode", "pairwise", "--reference", baseline,
+                           "--host", fake_ollama.url, "--no-progress", "--format", "json")
+    assert rc == 0, err
+    run = json.loads(out)
+    assert run["config"]["reference"]["source"] == "file:baseline.json"
+    # 0.75 for whatever is shown second: 1.75 reference-first, 3 - 1.75 model-first -> 1.5
+    assert run["metrics"]["win_rate"]["value"] == pytest.approx(50.0)
+    baseline.write_text(json.dumps([{**r, "model_response": "I do not know."} for r in records[:2]]))
+    rc, _, err = run_cli("judge", "--responses", responses, "--mode", "pairwise", "--reference", baseline,
+                         "--name", "again", "--host", fake_ollama.url, "--no-progress")
+    assert rc == 2 and "no reference output for" in err and "--reference" in err
 
 
 def test_model_generates_then_judges(store, fake_ollama, tmp_path, tiny_gpt2):

@@ -10,6 +10,7 @@ import textwrap
 
 from evalkit.judge import run_judge
 from evalkit.store import ResultsStore
+from tests.conftest import shared_path
 from tests.judge.conftest import add_generate_run
 from tests.judge.fake_ollama import FakeOllama, wait_until
 
@@ -58,3 +59,28 @@ def test_resume_after_kill_9(tmp_path, book_responses):
         new_calls = server.judge_calls - calls_before
         # an answer in flight at the kill may already be cached: at most one fewer call
         assert 20 - len(kept) - 1 <= new_calls <= 20 - len(kept)
+
+
+def test_ctrl_c_keeps_items_and_says_how_to_resume(tmp_path):
+    book = shared_path("book-ch07", "instruction-data-with-response.json")
+    db = tmp_path / "evalkit.db"
+    with FakeOllama(latency=0.1) as server:
+        server.script(lambda req: {"score": 42})
+        child = subprocess.Popen(
+            [sys.executable, "-m", "evalkit", "--store", str(db), "judge", "--responses", str(book), "--host", server.url,
+             "--concurrency", "1", "--no-progress"],
+            env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            assert wait_until(lambda: server.judge_calls >= 4 or child.poll() is not None, timeout=60)
+            child.send_signal(signal.SIGINT)
+            _, err = child.communicate(timeout=30)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(timeout=10)
+        assert child.returncode == 130, err
+        assert "interrupted; finished items are kept in the store, re-run the command to resume" in err
+        with ResultsStore(db) as store:
+            (run,) = store.list_runs(kind="judge-score")
+            assert run.status == "interrupted" and 1 <= store.sample_count(run.id) < 109
