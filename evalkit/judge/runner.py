@@ -25,9 +25,9 @@ import concurrent.futures as cf
 import hashlib
 import math
 import statistics
+import sys
 import threading
 import time
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ BOOK_OPTIONS = {"seed": 123, "temperature": 0.0, "num_ctx": 2048}  # chapter 7's
 PAIRWISE_NUM_CTX = 4096  # two outputs and a template rarely fit the book's 2048
 TOP_LOGPROBS = 5  # as AlpacaEval asks
 JSON_NUM_PREDICT = 128  # a JSON verdict is a few tokens; this bounds a runaway answer
+CONTEXT_MARGIN = 8  # an answer whose prompt and output came this close to num_ctx was likely cut
 
 
 @dataclass
@@ -178,7 +179,8 @@ class _Judge:
         raw: dict[str, Any] = {"kind": kind, "content": answer.content}
         if answer.logprobs:
             raw["top_logprobs"] = answer.logprobs[0].get("top_logprobs")
-        if answer.prompt_eval_count is not None and answer.prompt_eval_count + (answer.eval_count or 0) >= self.num_ctx:
+        used = (answer.prompt_eval_count or 0) + (answer.eval_count or 0)
+        if answer.prompt_eval_count is not None and used >= self.num_ctx - CONTEXT_MARGIN:
             raw["truncated"] = True
             with self._lock:
                 self.truncated += 1
@@ -290,15 +292,14 @@ class _Judge:
         results = [self._one_order(item, swapped) for swapped in orders]
         prefs = [p for p, _ in results]
         raws = [r for _, r in results]
-        if any(p is None for p in prefs):
+        parsed = all(p is not None for p in prefs)
+        if not parsed:
             self._count_unparsed()
-            # never half an answer: a swap run with one order unreadable is unparsed
-            return {**payload, "preference": None, "status": "unparsed", "raw_completion": raws, "orders": [r["order"] for r in raws], "order_preferences": prefs}
-        preference = sum(prefs) / len(prefs)  # type: ignore[arg-type]
         return {
             **payload,
-            "preference": preference,
-            "status": "ok",
+            # never half an answer: with --order swap, one unreadable order makes the item unparsed
+            "preference": sum(prefs) / len(prefs) if parsed else None,  # type: ignore[arg-type]
+            "status": "ok" if parsed else "unparsed",
             "raw_completion": raws,
             "orders": [r["order"] for r in raws],
             "order_preferences": prefs,

@@ -114,3 +114,16 @@ def test_book_test_split_with_110_real_responses(store, fake_ollama, book_respon
     metric = store.get_run(run_id).metrics["score_mean"]
     assert metric.n == 109 and metric.value == pytest.approx(statistics.fmean(expected))
     assert metric.stderr == pytest.approx(statistics.stdev(expected) / math.sqrt(109))
+
+
+def test_num_ctx_truncation_warnings(store, fake_ollama, book_responses, capsys):
+    records = [dict(r) for r in book_responses[:2]]
+    records[0]["model_response"] = "word " * 3000  # ~15,000 bytes: cannot fit 2048 tokens
+    # the server says it evaluated a full context for every prompt, as Ollama does when it truncates
+    fake_ollama.script(lambda req: Reply(json={"score": 20}, prompt_eval_count=2040))
+    gen = add_generate_run(store, records)
+    run_id = run_judge(store, responses_run=gen, hosts=[fake_ollama.url], progress=False)
+    err = capsys.readouterr().err
+    assert "1 of 2 judge prompts may not fit num_ctx=2048" in err
+    assert "2 judge prompt(s) filled num_ctx=2048 and were probably truncated" in err
+    assert all(p["raw"][0]["truncated"] for _, p in store.samples(run_id))
