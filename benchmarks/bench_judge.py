@@ -76,6 +76,10 @@ def run() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         rates = {}
         with _server_process(LATENCY) as url:
+            # one-off costs (imports, TLS context, first connection) outside the timed runs
+            warm_store = ResultsStore(Path(tmp) / "warmup.db")
+            run_judge(warm_store, responses_run=_generate_run(warm_store, 2, "warmup"), hosts=[url], progress=False)
+            warm_store.close()
             for n in CONCURRENCY:
                 store = ResultsStore(Path(tmp) / f"c{n}.db")
                 gen = _generate_run(store, ITEMS, "bench-model")

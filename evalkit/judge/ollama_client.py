@@ -15,10 +15,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import ssl
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -35,6 +37,10 @@ DEFAULT_HOST = "http://localhost:11434"
 
 class JudgeServerError(EvalkitError):
     """The Ollama server refused a request, or kept failing after all retries."""
+
+
+class CacheMiss(Exception):
+    """Raised instead of sending a request while :meth:`OllamaJudgeClient.cache_only` is on."""
 
 
 def resolve_hosts(hosts: list[str] | tuple[str, ...] | None = None) -> list[str]:
@@ -147,6 +153,7 @@ class OllamaJudgeClient:
         self._turn = 0
         self._lock = threading.Lock()
         self._jitter = random.Random()
+        self._local = threading.local()
 
     # -- preflight -------------------------------------------------------------------------
 
@@ -193,6 +200,15 @@ class OllamaJudgeClient:
 
     # -- requests --------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def cache_only(self) -> Iterator[None]:
+        """In this thread, answer from the cache only: a miss raises :class:`CacheMiss`."""
+        self._local.cache_only = True
+        try:
+            yield
+        finally:
+            self._local.cache_only = False
+
     def cache_key(self, request: dict[str, Any]) -> str:
         digest = self.info.digest if self.info else None
         return "judge:" + content_hash(
@@ -217,6 +233,8 @@ class OllamaJudgeClient:
             if hit is not None:
                 self.stats.add(cache_hits=1)
                 return Answer(**hit, cached=True)
+        if getattr(self._local, "cache_only", False):
+            raise CacheMiss(key)
         answer = self._send(request)
         if self.store is not None:
             self.store.cache_put(key, answer.as_cache_value())

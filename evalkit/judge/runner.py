@@ -34,7 +34,7 @@ from typing import Any
 
 from evalkit.errors import EvalkitError, InputError
 from evalkit.judge.eval_sets import EvalSet
-from evalkit.judge.ollama_client import Answer, OllamaJudgeClient
+from evalkit.judge.ollama_client import Answer, CacheMiss, OllamaJudgeClient
 from evalkit.judge.templates import RETRY_MESSAGE, Template, describe, load_template
 from evalkit.judge.verdicts import (
     SCORE_SCHEMA,
@@ -53,6 +53,7 @@ BOOK_OPTIONS = {"seed": 123, "temperature": 0.0, "num_ctx": 2048}  # chapter 7's
 PAIRWISE_NUM_CTX = 4096  # two outputs and a template rarely fit the book's 2048
 TOP_LOGPROBS = 5  # as AlpacaEval asks
 JSON_NUM_PREDICT = 128  # a JSON verdict is a few tokens; this bounds a runaway answer
+CACHED_BATCH = 64  # items answered from the cache, written per transaction
 CONTEXT_MARGIN = 8  # an answer whose prompt and output came this close to num_ctx was likely cut
 
 
@@ -514,14 +515,28 @@ def _warn_truncation(judge: _Judge, items: list[JudgeItem], template: Template, 
 
 def _judge_all(run, judge: _Judge, items: list[JudgeItem], *, total: int, concurrency: int,
                stop: threading.Event, progress: bool) -> None:
-    """Judge ``items`` with ``concurrency`` workers; each result is stored as it arrives."""
+    """Judge ``items`` with ``concurrency`` workers; each result is stored as it arrives.
+
+    Items whose answers are all cached are finished here in the calling thread (no hand-off
+    to a worker), so a cache-warm re-run costs little more than reading the cache.
+    """
     completed = total - len(items)
     bar = _Progress(total, completed, f"judging ({judge.mode})", progress and bool(items))
     stats = judge.client.stats
     pending: dict[cf.Future, JudgeItem] = {}
+    ready: list[tuple[str, dict[str, Any]]] = []
     queue = iter(items)
     failure: BaseException | None = None
     executor = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="judge")
+
+    def store_ready() -> None:
+        nonlocal completed
+        if ready:
+            # everything finished together goes in one transaction
+            completed += run.add_samples(ready)
+            ready.clear()
+            bar.update(completed, hits=stats.cache_hits, retries=stats.retries, unparsed=judge.unparsed)
+
     try:
         while True:
             # keep a bounded window of work submitted, so Ctrl-C or an error stops quickly
@@ -529,23 +544,26 @@ def _judge_all(run, judge: _Judge, items: list[JudgeItem], *, total: int, concur
                 item = next(queue, None)
                 if item is None:
                     break
-                pending[executor.submit(judge, item)] = item
+                try:
+                    with judge.client.cache_only():
+                        ready.append((item.id, judge(item)))
+                except CacheMiss:
+                    pending[executor.submit(judge, item)] = item
+                if len(ready) >= CACHED_BATCH:
+                    store_ready()
+            store_ready()
             if not pending:
                 break
             finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-            results = []
             for future in finished:
                 item = pending.pop(future)
                 try:
-                    results.append((item.id, future.result()))
+                    ready.append((item.id, future.result()))
                 except Exception as exc:  # noqa: BLE001 - stop the run, keep what finished
                     if failure is None:
                         failure = exc
                         stop.set()
-            # everything that finished together goes in one transaction (each item is still
-            # committed as soon as its answer is in)
-            completed += run.add_samples(results) if results else 0
-            bar.update(completed, hits=stats.cache_hits, retries=stats.retries, unparsed=judge.unparsed)
+            store_ready()
     except BaseException:
         stop.set()
         executor.shutdown(wait=False, cancel_futures=True)
