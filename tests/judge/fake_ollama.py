@@ -33,6 +33,10 @@ Faults (:class:`Fault`) are consumed one per judge request (chat/generate), in o
 an HTTP status with an ``{"error": ...}`` body, a delay (for client timeouts), a garbage
 body, or a dropped connection. ``latency`` adds a fixed delay to every judge request.
 
+``python -m tests.judge.fake_ollama [--latency S] [--score N]`` serves it in the foreground (for
+benchmarks and trying ``evalkit judge --host URL`` by hand); ``GET /_fake/counts`` (not part of
+Ollama's API) returns the request counts per path, for a server in another process.
+
 Every loop here is bounded: requests are capped (``max_requests``), delays are capped
 (``MAX_DELAY``) and interrupted by :meth:`FakeOllama.stop`, a stream has as many chunks as
 the reply has tokens, and handler sockets time out.
