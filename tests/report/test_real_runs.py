@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from evalkit.report import leaderboard_rows, render_report
+from evalkit.report import build_leaderboard, leaderboard_rows, render_report
 from tests.conftest import shared_path
 from tests.report.test_render import Page, decode_items, walk
 
@@ -38,6 +38,21 @@ def real_store(tmp_path_factory, tiny_gpt2):
     annotations = sorted(shared_path("alpaca_eval", "annotations").glob("*.json"))[:2]
     pairwise = [import_annotations(store, path) for path in annotations]
 
+    from evalkit.judge import run_judge
+    from tests.judge.fake_ollama import FakeOllama
+    from tests.judge.test_pairwise import length_judge
+
+    judged = {}
+    with FakeOllama(models={"llama3": {}}) as server:
+        # a judge that scores by response length (any deterministic judge will do: the report
+        # must show what was stored, whatever it is)
+        server.script(lambda req: {"score": len(req.messages[-1]["content"]) % 101})
+        for name, rid in gen.items():
+            judged[name] = run_judge(store, responses_run=rid, hosts=[server.url], progress=False)
+        server.script(length_judge)
+        judged["pairwise"] = run_judge(store, responses_run=gen["tiny-sft"], hosts=[server.url], mode="pairwise",
+                                       progress=False, retry_backoff=0.01)
+
     bundle = export_pairs(store, runs=list(gen.values()), n=None, seed=0)
     paths = bundle.write(folder / "rating")
     lines = []
@@ -49,7 +64,7 @@ def real_store(tmp_path_factory, tiny_gpt2):
     ratings.write_text("".join(json.dumps(line) + "\n" for line in lines))
     human = import_ratings(store, paths["key"], [ratings]).run_id
     arena = run_arena(store, rounds=50, seed=0)
-    store.ids = {"finetune": trained.run_id, "gen": gen, "book": book, "pairwise": pairwise, "human": human,
+    store.ids = {"finetune": trained.run_id, "gen": gen, "judge": judged, "book": book, "pairwise": pairwise, "human": human,
                  "arena": getattr(arena, "run_id", None)}
     yield store
     store.close()
@@ -59,14 +74,17 @@ def test_report_from_real_runs_shows_every_metric_with_provenance(real_store, tm
     out = render_report(real_store, tmp_path / "leaderboard.html", title="real runs")
     page = Page(out.read_text(encoding="utf-8"))
     runs = real_store.list_runs()
-    assert {r.kind for r in runs} >= {"finetune", "generate", "judge-pairwise", "human", "arena"}
+    assert {r.kind for r in runs} >= {"finetune", "generate", "judge-score", "judge-pairwise", "human", "arena"}
     for run in runs:
         section = page.find("section", id=f"run-{run.id}")
         assert len(section) == 1, run.id
         text = section[0]["text"]
         assert run.id in text and run.created_at in text and (run.evalkit_version or "not recorded") in text
-        if run.kind == "judge-pairwise":
+        if run.kind == "judge-pairwise" and run.config.get("source") == "alpaca-eval":
             assert "weighted_alpaca_eval_gpt4_turbo" in text and "gpt4_1106_preview" in text  # judge and baseline
+        if run.kind in ("judge-score", "judge-pairwise") and run.config.get("source") != "alpaca-eval":
+            for key in ("judge_model", "judge_digest", "template_hash"):
+                assert str(run.config[key]) in text, (run.id, key)
         if run.kind == "generate":
             assert run.config["eval_set"] in text if isinstance(run.config.get("eval_set"), str) else True
         metric_rows = {e["attrs"]["data-metric"]: e["attrs"] for e in walk(section[0]) if "data-metric" in e["attrs"]}
@@ -91,6 +109,14 @@ def test_leaderboard_holds_the_stored_numbers(real_store, tmp_path):
         assert rows[model]["bt_rating_ci_low"] == arena.metrics[f"bt_ci_low/{model}"].value
     assert rows["tiny-sft"]["bt_rating"] > rows["tiny-base"]["bt_rating"]  # the rater preferred it
     assert rows["book-gpt2-medium-sft"]["win_rate"] is None  # responses only: dashes, not zeros
+    for name in ("tiny-base", "tiny-sft"):
+        run = real_store.get_run(real_store.ids["judge"][name])
+        assert (rows[name]["judge_score"], rows[name]["judge_score_stderr"]) == (run.metrics["score_mean"].value, run.metrics["score_mean"].stderr)
+    # our own pairwise run (llama3 against the book's reference outputs) and AlpacaEval's (GPT-4 Turbo
+    # against GPT-4 Turbo's outputs) are different setups: never ranked together silently
+    board = build_leaderboard(real_store)
+    assert board.setups["judge-pairwise"].mixed and any("Win rate" in w for w in board.warnings())
+    assert rows["tiny-sft"]["win_rate_setup"] != rows[pairwise[0].model]["win_rate_setup"]
 
 
 def test_drilldown_has_human_votes_and_loss_curve(real_store, tmp_path):
