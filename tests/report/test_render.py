@@ -190,3 +190,22 @@ def test_random_init_models_are_flagged(store, eval_example, tmp_path):
     notices = [e["text"] for e in Page(render_report(store, tmp_path / "r.html").read_text()).find("p", **{"class": "notice"})]
     assert len(notices) == 1
     assert "gpt2-tiny-random-init-demo-sft" in notices[0] and "other" in notices[0] and "not a pretrained" in notices[0]
+
+
+def test_comparison_view_embeds_compare_models(rendered):
+    pytest.importorskip("evalkit.compare", reason="evalkit.compare (the compare issue) is not merged yet")
+    from evalkit.compare import compare_models
+    from evalkit.report.comparison import REPORT_BOOTSTRAP
+
+    store, _, page = rendered
+    meta = json.loads(page.scripts["report-meta"])
+    (pair,) = meta["comparisons"]
+    assert (pair["a"], pair["b"], pair["error"]) == ("model-1", "model-2", None)
+    expected = compare_models(store, "model-1", "model-2", bootstrap=REPORT_BOOTSTRAP, seed=0)
+    by_mode = {r["mode"]: r for r in pair["rows"]}
+    for row in expected:
+        shown = by_mode[row["mode"]]
+        for key in ("a", "b", "diff", "ci_low", "ci_high", "p_value", "p_holm", "n", "verdict", "refused"):
+            assert shown[key] == pytest.approx(row[key]) if isinstance(row[key], float) else shown[key] == row[key], (row["mode"], key)
+    judged = [d for d in pair["differing"] if d["mode"] == "judge-score"]
+    assert judged and abs(judged[0]["diff"]) == max(abs(d["diff"]) for d in judged)

@@ -300,6 +300,7 @@
       var tr = el("tr");
       cols.forEach(function (c) {
         var v = c === "verdict" && r.refused ? "not compared: " + r.refused : r[c];
+        if (c === "mode" && r.unit) v = r.mode + " (" + r.unit + ")";
         var td = el("td", typeof r[c] === "number" ? "num" : null, fmt(v));
         if (c === "verdict" && !r.refused) td.className = /B better/.test(String(v)) ? "verdict-b" : (/A better/.test(String(v)) ? "verdict-a" : "");
         tr.appendChild(td);
