@@ -29,7 +29,7 @@ from evalkit.report.charts import interval_chart, loss_chart, mmlu_chart
 from evalkit.report.collect import Collected, collect_runs
 from evalkit.report.comparison import MAX_PAIRS, REPORT_BOOTSTRAP, compute_comparisons
 from evalkit.report.drilldown import build_drilldown
-from evalkit.report.leaderboard import COLUMNS, Leaderboard, build_leaderboard, format_cell
+from evalkit.report.leaderboard import COLUMN_BY_KEY, COLUMNS, Leaderboard, build_leaderboard, format_cell
 from evalkit.report.provenance import COMPARABILITY_FIELDS, FIELD_LABELS, Provenance
 from evalkit.store import ResultsStore
 
@@ -129,7 +129,7 @@ def _table(board: Leaderboard) -> tuple[list[dict], list[dict]]:
         if c.key in N_COLUMNS:
             source, noun = N_COLUMNS[c.key]
             columns.append({"label": "n", "group": None, "help": f"number of {noun} behind the number", "mixed": False, "is_n": True})
-            keys.append(("n", COLUMNS[[x.key for x in COLUMNS].index(source)]))
+            keys.append(("n", COLUMN_BY_KEY[source]))
     rows = []
     for row in board.rows:
         cells = []
