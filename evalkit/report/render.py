@@ -306,7 +306,7 @@ def render_report(
         warnings=board.warnings(),
         table_columns=table_columns,
         table_rows=table_rows,
-        setups=[(k, v) for k, v in board.setups.items() if v.mixed],
+        setups=[(k, v) for k, v in board.setups.items() if k != "arena"],
         kind_labels=KIND_LABELS,
         charts=_charts(store, board, collected),
         comparisons_note=comparisons_note,
