@@ -105,14 +105,20 @@ class Provenance:
         for f in COMPARABILITY_FIELDS.get(self.kind, ()):
             value = getattr(self, f)
             if value is not None:
-                out.append((FIELD_LABELS[f], _short(value)))
+                # digests are 64 hex digits: 16 tell them apart on the page (the full one is in the run's provenance)
+                out.append((FIELD_LABELS[f], _short(value, 17 if f == "judge_digest" else 80)))
         if self.n_items:
             out.append((FIELD_LABELS["items"], f"{self.n_items} (set {self.items_hash})"))
         return out
 
 
 def _short(value: Any, limit: int = 80) -> str:
-    text = value if isinstance(value, str) else ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    if isinstance(value, dict):
+        text = ", ".join(f"{k}={_short(v, 24)}" for k, v in value.items())
+    elif isinstance(value, (list, tuple)):
+        text = ", ".join(map(str, value))
+    else:
+        text = str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
