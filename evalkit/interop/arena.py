@@ -24,6 +24,7 @@ from typing import Any
 from evalkit.errors import InputError
 from evalkit.interop._records import is_missing_number, read_json_records, require_text
 from evalkit.interop.alpaca_eval import alpaca_instruction, split_alpaca_instruction
+from evalkit.items import instruction_item_id
 from evalkit.store import Metric, ResultsStore
 
 BATTLES = "Chatbot Arena battles (records with model_a, model_b, winner in model_a|model_b|tie|tie (bothbad))"
@@ -168,6 +169,8 @@ def read_battles(path: str | Path) -> list[dict[str, Any]]:
     for index, row in enumerate(rows):
         model_a = require_text(row, "model_a", path=path, index=index, expected=BATTLES)
         model_b = require_text(row, "model_b", path=path, index=index, expected=BATTLES)
+        if model_a == model_b:
+            raise InputError(f"a model cannot battle itself ({model_a!r})", path=path, record=index, field="model_b")
         winner = row.get("winner")
         if winner not in WINNER_TO_OUTCOME:
             raise InputError(
@@ -198,21 +201,24 @@ def read_battles(path: str | Path) -> list[dict[str, Any]]:
                 "input": input_text,
                 "response_a": _first(conversation_a, "assistant"),
                 "response_b": _first(conversation_b, "assistant"),
-                "comment": None,
+                "comment": "",
                 "timestamp": _iso(float(tstamp)) if isinstance(tstamp, (int, float)) and not is_missing_number(tstamp) else None,
                 "seconds": None,
+                "item_id": instruction_item_id(instruction, input_text),  # as the rating pages' votes carry it
             }
         )
     return votes
 
 
 def import_battles(store: ResultsStore, path: str | Path, *, name: str | None = None) -> str:
-    """Store an Arena battles file as a ``human`` run (one sample per vote, ``<pair_id>/<rater>``);
-    returns the run id. The same file is imported once."""
+    """Store an Arena battles file as a ``human`` run (one sample per vote, ``<pair_id>/<rater>``;
+    ``pair_id`` is the battle's ``question_id``, ``rater`` its ``judge``); returns the run id.
+    The same file is imported once."""
     path = Path(path)
     votes = read_battles(path)
     config = {"source": "arena-battles", "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    model = name or f"arena:{path.name}"
+    # named like the rating pages' human runs: the models that battled
+    model = name or " vs ".join(sorted({v["model_a"] for v in votes} | {v["model_b"] for v in votes}))
     existing = store.find_run("human", model, config)
     if existing is not None:
         return existing.id
