@@ -260,7 +260,7 @@ def model_output_records(store: ResultsStore, run_id: str) -> list[dict[str, Any
             "(model_outputs.json) and judge-pairwise runs (annotations.json)"
         )
     eval_set = record.config.get("eval_set")
-    default_dataset = eval_set if isinstance(eval_set, str) else "evalkit"
+    default_dataset = eval_set if isinstance(eval_set, str) and eval_set else "evalkit"
     out = []
     for _, p in store.samples(record.id):
         row = {

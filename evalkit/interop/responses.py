@@ -93,7 +93,7 @@ def import_responses(store: ResultsStore, path: str | Path, *, name: str | None 
         "source": "responses-file",
         "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "response_field": field,
-        "eval_set": sorted({r["dataset"] for r in records if r["dataset"]}) or None,
+        "eval_set": f"file:{path.name}",  # the file is the eval set; AlpacaEval's sub-datasets stay per record
     }
     existing = store.find_run("generate", name, config)
     if existing is not None:
