@@ -67,11 +67,12 @@ def lm_eval_results(tmp_path_factory, tiny_gpt2):
     out = tmp_path_factory.mktemp("lm_eval_out")
     proc = subprocess.run(
         [sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={tiny_gpt2}", "--tasks", "mmlu",
-         "--include_path", str(folder), "--limit", str(LIMIT), "--device", "cpu", "--batch_size", "8", "--output_path", str(out)],
+         "--include_path", str(folder), "--limit", str(LIMIT), "--device", "cpu", "--batch_size", "8", "--output_path", str(out), "--log_samples"],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     files = list(out.rglob("results_*.json"))
+    assert len(list(out.rglob("samples_mmlu_*.jsonl"))) == len(SUBJECTS)
     assert len(files) == 1
     return files[0], proc.stdout
 
@@ -105,6 +106,17 @@ def test_import_equals_what_lm_eval_shows(store, run_cli, lm_eval_results, tiny_
         m = record.metrics["acc" if task == "mmlu" else f"acc/{task.removeprefix('mmlu_')}"]
         assert (m.value, m.stderr) == (result["acc,none"], result["acc_stderr,none"]), task
     assert record.metrics["acc/astronomy"].n == LIMIT and record.metrics["acc/stem"].n == 2 * LIMIT and record.metrics["acc"].n == 4 * LIMIT
+    # per-question samples from the --log_samples files, agreeing with the accuracies
+    samples = dict(store.samples(record.id))
+    assert len(samples) == len(SUBJECTS) * LIMIT
+    first = samples["astronomy/0"]
+    assert first["category"] == "stem" and first["gold"] in "ABCD" and len(first["loglikelihoods"]) == 4
+    assert first["prompt"].startswith(first["question"].strip()) and first["prompt"].endswith("Answer:")
+    assert first["pred"] == "ABCD"[first["loglikelihoods"].index(max(first["loglikelihoods"]))]
+    for subject in SUBJECTS:
+        correct = [p["correct"] for p in samples.values() if p["subject"] == subject]
+        assert sum(correct) / len(correct) == pytest.approx(record.metrics[f"acc/{subject}"].value)
+        assert all(p["correct"] == (p["pred"] == p["gold"]) for p in samples.values())
     # without --name the model is the file's model_name
     assert store.get_run(import_results(store, path)).model == str(tiny_gpt2)
 
@@ -144,6 +156,23 @@ def test_export_of_an_evalkit_mmlu_run_uses_sample_categories(store, tmp_path):
     parsed = read_results(tmp_path / "r.json")
     assert {k: m.value for k, m in parsed["metrics"].items()} == {"acc": 0.5, "acc/stem": 0.5, "acc/college_physics": 0.5}
     assert doc["model_name"] == "m"
+
+
+def test_bad_logged_samples_name_file_and_line(store, lm_eval_results, tmp_path):
+    import shutil
+
+    path, _ = lm_eval_results
+    copy = tmp_path / path.name
+    for f in path.parent.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    broken = next(tmp_path.glob("samples_mmlu_philosophy_*.jsonl"))
+    lines = broken.read_text(encoding="utf-8").splitlines()
+    lines[1] = json.dumps({k: v for k, v in json.loads(lines[1]).items() if k != "filtered_resps"})
+    broken.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        import_results(store, copy, name="x")
+    assert str(err.value).startswith(f"{broken}: line 2: not an lm-eval MMLU sample (KeyError")
+    assert store.list_runs() == []
 
 
 @pytest.mark.parametrize(
