@@ -1,7 +1,7 @@
 """FastChat's Chatbot Arena code as the oracle for battles evalkit exports and ranks.
 
-Needs ``fschat`` installed without its server dependencies (``pip install --no-deps fschat``)
-plus what ``fastchat.serve.monitor.elo_analysis`` imports (plotly, pytz, tqdm, requests).
+Needs the test extras ``fschat`` (plain: its heavy model-worker dependencies are an extra that
+is not installed) plus what ``fastchat.serve.monitor.elo_analysis`` imports (plotly, pytz).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ try:
     from fastchat.serve.monitor.elo_analysis import compute_elo_mle_with_tie
 except ImportError as exc:  # not a pip-resolvable extra: see the README's test command
     pytest.skip(
-        f"FastChat's elo_analysis is not importable ({exc}); install it with "
-        "`pip install --no-deps fschat==0.2.36 plotly pytz tqdm requests`",
+        f"FastChat's elo_analysis is not importable ({exc}); install the test extras "
+        "(fschat, plotly, pytz: see pyproject.toml)",
         allow_module_level=True,
     )
-human_arena = pytest.importorskip("evalkit.human.arena", reason="evalkit.human.arena (human-rating issue) not merged yet")
+human_arena = pytest.importorskip("evalkit.human.arena", reason="evalkit.human.arena (human-rating issue) not available")
 
 
-def test_fastchat_ratings_equal_evalkit_arena(store, tmp_path):
+def test_fastchat_ratings_equal_evalkit_arena(store, tmp_path, run_cli):
     import pandas as pd
 
     lines = []
@@ -43,3 +43,10 @@ def test_fastchat_ratings_equal_evalkit_arena(store, tmp_path):
     assert ours.mean() == pytest.approx(1000) and theirs.mean() == pytest.approx(1000)
     for model in theirs.index:
         assert ours[model] == pytest.approx(theirs[model], abs=1.0), model
+    # the command users run ranks the imported battles the same way
+    rc, out, err = run_cli("arena", "--runs", human_run, "--bootstrap", "0", "--format", "json", store=store.path)
+    assert rc == 0, err
+    shown = {row["model"]: row["rating"] for row in json.loads(out)}
+    assert shown.keys() == set(theirs.index)
+    for model, rating in shown.items():
+        assert rating == pytest.approx(theirs[model], abs=1.0), model
