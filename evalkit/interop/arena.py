@@ -23,7 +23,7 @@ from typing import Any
 
 from evalkit.errors import InputError
 from evalkit.interop._records import is_missing_number, read_json_records, require_text
-from evalkit.interop.alpaca_eval import alpaca_instruction, split_alpaca_instruction
+from evalkit.interop.alpaca_eval import alpaca_instruction, reference_name, split_alpaca_instruction
 from evalkit.items import instruction_item_id
 from evalkit.store import Metric, ResultsStore
 
@@ -78,7 +78,7 @@ def battles_from_run(store: ResultsStore, run_id: str) -> list[dict[str, Any]]:
                 continue  # an unparsed verdict is no battle
             winner = "model_b" if pref > 1.5 else "model_a" if pref < 1.5 else "tie"
             battles.append(
-                _battle(item_id, p.get("generator_1") or record.config.get("reference"), p.get("generator_2") or record.model,
+                _battle(item_id, p.get("generator_1") or reference_name(record.config), p.get("generator_2") or record.model,
                         winner, p.get("annotator") or judge, tstamp, p.get("instruction") or "", p.get("input") or "",
                         p.get("output_1") or "", p.get("output_2") or "")
             )

@@ -127,3 +127,16 @@ def test_bad_battles(store, tmp_path, name, text, message):
         import_battles(store, path)
     assert str(path) in str(err.value) and message in str(err.value)
     assert store.list_runs() == []
+
+
+def test_judge_run_naming_its_reference_in_config(store):
+    """The judge records the reference as {"source": name, "hash": ...}; a sample may lack generator_1."""
+    with store.start_run("judge-pairwise", "m", {"judge_model": "llama3", "reference": {"source": "ref-model", "hash": "x"}}) as run:
+        run.add_sample("i1", {"instruction": "q", "input": "", "output_1": "r", "generator_1": None, "output_2": "o",
+                              "generator_2": "m", "preference": 1.25, "status": "ok", "raw_completion": []})
+    (battle,) = battles_from_run(store, run.id)
+    assert (battle["model_a"], battle["model_b"], battle["winner"], battle["judge"]) == ("ref-model", "m", "model_a", "llama3")
+    from evalkit.interop.alpaca_eval import annotation_records
+
+    (annotation,) = annotation_records(store, run.id)
+    assert (annotation["generator_1"], annotation["annotator"], annotation["preference"]) == ("ref-model", "llama3", 1.25)
