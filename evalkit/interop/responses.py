@@ -106,7 +106,7 @@ def import_responses(store: ResultsStore, path: str | Path, *, name: str | None 
             duplicates.append(index)
             continue
         # prompt/tokens/seconds are unknown for responses generated elsewhere
-        samples[item_id] = {**record, "prompt": None, "tokens": None, "seconds": None}
+        samples[item_id] = {**record, "generator": name, "prompt": None, "tokens": None, "seconds": None}
     if duplicates:
         print(
             f"evalkit: {path}: records {', '.join(map(str, duplicates[:10]))} repeat an earlier instruction and input;"
