@@ -83,8 +83,8 @@ def pairwise_metrics(samples: Iterable[dict[str, Any]]) -> dict[str, Metric]:
     lengths_2 = [len(s.get("output_2") or "") for s in samples]
     out["avg_length"] = Metric(float(int(np.mean(lengths_2))) if samples else None, None, n_all)
 
-    generators = {(s.get("generator_1"), s.get("generator_2")) for s in samples}
-    if len(generators) == 1 and next(iter(generators))[0] is not None and len(set(next(iter(generators)))) == 1:
+    pairs = {(s.get("generator_1"), s.get("generator_2")) for s in samples}
+    if len(pairs) == 1 and (pair := next(iter(pairs)))[0] is not None and pair[0] == pair[1]:
         lc = 50.0  # the baseline against itself, by construction (as AlpacaEval does)
     else:
         lengths_1 = [len(s.get("output_1") or "") for s in samples]
