@@ -14,6 +14,7 @@ from evalkit.interop.lm_eval_format import import_results, read_results
 from evalkit.runs_export import export_run
 from tests.conftest import shared_path
 
+# every test here but the bad-file ones waits for one real `lm_eval` run (tens of seconds)
 SUBJECTS = {"abstract_algebra": "stem", "astronomy": "stem", "philosophy": "humanities", "marketing": "other"}
 LIMIT = 5
 
@@ -87,6 +88,7 @@ def _table(stdout: str) -> dict[str, tuple[float, float]]:
     return shown
 
 
+@pytest.mark.slow
 def test_import_equals_what_lm_eval_shows(store, run_cli, lm_eval_results, tiny_gpt2):
     path, stdout = lm_eval_results
     rc, out, err = run_cli("import", "lm-eval", path, "--name", "tiny-gpt2", store=store.path)
@@ -121,6 +123,7 @@ def test_import_equals_what_lm_eval_shows(store, run_cli, lm_eval_results, tiny_
     assert store.get_run(import_results(store, path)).model == str(tiny_gpt2)
 
 
+@pytest.mark.slow
 def test_export_has_lm_eval_keys_and_numbers(store, lm_eval_results, tmp_path):
     path, _ = lm_eval_results
     original = json.loads(path.read_text(encoding="utf-8"))
@@ -158,6 +161,7 @@ def test_export_of_an_evalkit_mmlu_run_uses_sample_categories(store, tmp_path):
     assert doc["model_name"] == "m"
 
 
+@pytest.mark.slow
 def test_bad_logged_samples_name_file_and_line(store, lm_eval_results, tmp_path):
     import shutil
 
