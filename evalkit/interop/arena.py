@@ -66,7 +66,7 @@ def battles_from_run(store: ResultsStore, run_id: str) -> list[dict[str, Any]]:
                 raise InputError(f"run {record.id}, sample {item_id}: outcome {p.get('outcome')!r} is not one of a, b, tie, both_bad")
             battles.append(
                 _battle(p.get("pair_id") or item_id, p.get("model_a"), p.get("model_b"), winner, p.get("rater"),
-                        _epoch(p.get("timestamp")), p.get("instruction") or "", p.get("input") or "",
+                        _epoch(p.get("timestamp")), p.get("instruction"), p.get("input") or "",
                         p.get("response_a") or "", p.get("response_b") or "")
             )
     elif record.kind == "judge-pairwise":
@@ -103,8 +103,9 @@ def _battle(question_id, model_a, model_b, winner, judge, tstamp, instruction, i
         "turn": 1,
         "anony": True,  # evalkit shows pairs blind
         "tstamp": tstamp,
-        "conversation_a": _conversation(instruction, input_text, response_a),
-        "conversation_b": _conversation(instruction, input_text, response_b),
+        # battles imported without conversations are exported without them
+        "conversation_a": _conversation(instruction, input_text, response_a) if instruction is not None else None,
+        "conversation_b": _conversation(instruction, input_text, response_b) if instruction is not None else None,
     }
     if input_text:
         battle["input"] = input_text  # evalkit's own field, so an import recovers the item id
@@ -179,7 +180,11 @@ def read_battles(path: str | Path) -> list[dict[str, Any]]:
         rater = str(row.get("judge") or "arena")
         conversation_a = _messages(row.get("conversation_a"), path=path, index=index, field="conversation_a")
         conversation_b = _messages(row.get("conversation_b"), path=path, index=index, field="conversation_b")
-        instruction, input_text = split_alpaca_instruction(row, _first(conversation_a, "user"))
+        # Arena's public battle tables often carry no conversations: then there is no instruction
+        # to match votes on (None, which evalkit's agreement statistics skip), only the battle
+        instruction, input_text = (
+            split_alpaca_instruction(row, _first(conversation_a, "user")) if conversation_a else (None, "")
+        )
         tstamp = row.get("tstamp")
         if isinstance(tstamp, str):
             try:
@@ -199,12 +204,13 @@ def read_battles(path: str | Path) -> list[dict[str, Any]]:
                 "model_b": model_b,
                 "instruction": instruction,
                 "input": input_text,
-                "response_a": _first(conversation_a, "assistant"),
-                "response_b": _first(conversation_b, "assistant"),
+                "response_a": _first(conversation_a, "assistant") if conversation_a else None,
+                "response_b": _first(conversation_b, "assistant") if conversation_b else None,
                 "comment": "",
                 "timestamp": _iso(float(tstamp)) if isinstance(tstamp, (int, float)) and not is_missing_number(tstamp) else None,
                 "seconds": None,
-                "item_id": instruction_item_id(instruction, input_text),  # as the rating pages' votes carry it
+                # as the rating pages' votes carry it
+                "item_id": instruction_item_id(instruction, input_text) if instruction is not None else None,
             }
         )
     return votes

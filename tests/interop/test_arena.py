@@ -106,6 +106,15 @@ def test_json_list_of_battles(store, tmp_path):
     votes = read_battles(path)
     assert [(v["pair_id"], v["rater"], v["outcome"]) for v in votes] == [("battle-0", "arena_user_1", "b"), ("battle-1", "arena_user_2", "tie")]
     assert votes[0]["timestamp"] == "2023-11-14T22:13:20.500+00:00" and votes[1]["timestamp"] is None
+    # no conversations: nothing to match votes on across raters (agreement statistics skip them)
+    assert votes[0]["instruction"] is None and votes[0]["item_id"] is None and votes[0]["response_a"] is None
+    run_id = import_battles(store, path)
+    from evalkit.human.agreement import human_votes
+
+    assert human_votes(store, [run_id])[0] == []
+    battles = battles_from_run(store, run_id)
+    assert [(b["winner"], b["judge"], b["conversation_a"]) for b in battles] == [("model_b", "arena_user_1", None), ("tie", "arena_user_2", None)]
+    assert battles[0]["tstamp"] == 1700000000.5
 
 
 @pytest.mark.parametrize(
