@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import InputError
-from evalkit.interop._records import is_missing_number, read_json_records, require_text
+from evalkit.interop._records import is_missing_number, read_records, require_text
 from evalkit.interop.alpaca_eval import alpaca_instruction, reference_name, split_alpaca_instruction
 from evalkit.items import instruction_item_id
 from evalkit.store import Metric, ResultsStore
@@ -128,19 +128,6 @@ def battles_text(battles: list[dict[str, Any]], *, as_csv: bool) -> str:
 # -- import -----------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path) -> list[dict[str, Any]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"not a readable CSV file ({exc}); expected {BATTLES}", path=path) from None
-    if not rows:
-        raise InputError(f"no rows; expected {BATTLES}", path=path)
-    return [{k: (v if v != "" else None) for k, v in row.items() if k is not None} for row in rows]
-
-
 def _messages(value: Any, *, path: Path, index: int, field: str) -> list[dict[str, Any]]:
     if value is None:
         return []
@@ -161,7 +148,7 @@ def _first(messages: list[dict[str, Any]], role: str) -> str:
 def read_battles(path: str | Path) -> list[dict[str, Any]]:
     """Human-run sample payloads from an Arena battles file (``.csv``, ``.json`` or ``.jsonl``)."""
     path = Path(path)
-    rows = _read_csv(path) if path.suffix.lower() == ".csv" else read_json_records(path, expected=BATTLES)
+    rows = read_records(path, expected=BATTLES)
     if not any("winner" in r for r in rows):
         keys = ", ".join(sorted(rows[0])[:8])
         raise InputError(f"no 'winner' field in any record (found: {keys}); expected {BATTLES}", path=path)
