@@ -254,7 +254,7 @@ def _add_import_sources(imp_sub: argparse._SubParsersAction, parent: argparse.Ar
 
     p = imp_sub.add_parser("arena", parents=[parent], help="Chatbot Arena battles as a human run (ranked by `evalkit arena`)")
     p.add_argument("file", type=Path, metavar="BATTLES", help="battles file: .jsonl, .json (a list) or .csv")
-    p.add_argument("--name", help="label of the run (default: arena:<file name>)")
+    p.add_argument("--name", help="label of the run (default: the models, 'a vs b vs ...')")
     p.set_defaults(func=cmd_import_arena)
 
 
