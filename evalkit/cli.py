@@ -605,10 +605,10 @@ def _add_report(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
     from evalkit.demo import DEFAULTS
 
     p = sub.add_parser("demo", parents=[parent], help="the whole job end to end on defaults: fine-tune, generate, MMLU, judge, rating bundle, report")
-    p.add_argument("--out", type=Path, default=DEFAULTS.out, help="folder for everything the demo writes")
+    p.add_argument("--out", type=Path, default=DEFAULTS.out, help="folder for everything the demo writes, its results store (evalkit.db) included unless --store is given")
     p.add_argument("--offline", action="store_true", help="use only local assets: a randomly initialised GPT-2, local tokenizer and data")
     p.add_argument("--data", help="instruction data (JSON); default: ../shared/data/book-ch07/instruction-data.json when present, else the book's URL")
-    p.add_argument("--mmlu-data", help="MMLU test split (JSONL with subject, question, choices, answer); default: ../shared/data/mmlu/test.jsonl when present, else the hub")
+    p.add_argument("--mmlu-data", help="MMLU data: a folder holding test.jsonl (cais/mmlu fields) or that file; default: ../shared/data/mmlu when present, else the hub")
     p.add_argument("--tokenizer", help="GPT-2 tokenizer: 'gpt2' (tiktoken, TIKTOKEN_CACHE_DIR) or a folder with vocab.json and merges.txt")
     p.add_argument("--base-model", default=DEFAULTS.base_model, help="model to fine-tune (hub id or folder); ignored with --offline")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="fine-tuning epochs")

@@ -121,7 +121,8 @@ def resolve_data(spec: str | None) -> str | None:
 
 def resolve_mmlu_data(spec: str | None) -> str | None:
     if spec:
-        return spec
+        path = Path(spec)
+        return str(path.parent if path.is_file() else path)  # evalkit.mmlu reads a folder holding test.jsonl
     found = _shared_file("mmlu", "test.jsonl")
     if found is not None:
         return str(found.parent)
