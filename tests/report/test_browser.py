@@ -113,3 +113,24 @@ def test_compressed_items_load(browser, small_store, tmp_path):
     assert page.locator("#dd-items tbody tr").count() == 12
     assert events["errors"] == [] and events["requests"] == [path.resolve().as_uri()]
     page.close()
+
+
+def test_comparison_view_and_differing_items(browser, report, small_store):
+    pytest.importorskip("evalkit.compare", reason="evalkit.compare (the compare issue) is not merged yet")
+    page, events = open_report(browser, report)
+    page.locator("#cmp-a").select_option("model-1")
+    page.locator("#cmp-b").select_option("model-2")
+    table = page.locator("#cmp-out table").first
+    text = table.inner_text()
+    assert "A: model-1" in text and "B: model-2" in text and "judge-score" in text
+    assert "A better" in text  # model-1's scores are far higher on the same items
+    page.locator("#cmp-b").select_option("model-3")
+    assert "judge-score" in page.locator("#cmp-out").inner_text()
+    page.locator("#cmp-b").select_option("model-2")
+    differing = page.locator("#cmp-out table").nth(1).locator("tbody tr")
+    assert differing.count() > 0
+    differing.first.click()
+    cards = page.locator("#dd-detail .card")
+    assert cards.count() == 2 and page.locator("#dd-other").input_value() == "model-2"
+    assert events["errors"] == []
+    page.close()
