@@ -12,16 +12,15 @@ import hashlib
 import importlib.util
 import os
 import re
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evalkit.assets import cache_dir
 from evalkit.errors import EvalkitError
+from finetune.model import model_name
 
 BACKENDS = ("hf", "vllm")
+DEFAULT_BOOK_BASE = "gpt2-medium"  # chapter 7 fine-tunes GPT-2 medium
 BOOK_SUFFIXES = (".pth", ".pt")
 # "gpt2-medium", "openai-community/gpt2": what the hub accepts as a repo id
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
@@ -30,7 +29,7 @@ _WEIGHT_GLOBS = ("config.json", "*.safetensors", "*.bin", "*.safetensors.index.j
 
 @dataclass(frozen=True)
 class ModelSource:
-    name: str  # the store's model name: the hub id, the folder's name or the checkpoint's stem
+    name: str  # the store's model name, as finetune names it: hub id, fine-tune name or folder name, file stem
     pretrained: str  # what lm-eval gets as pretrained=
     path: str | None  # the local file or folder the user named
     sha256: str | None  # of the weights (None for a hub id: the hub's revision names it)
@@ -61,26 +60,31 @@ def _folder_digest(folder: Path, store=None) -> str:
     return digest.hexdigest()
 
 
-def _import_book(pth: Path, digest: str) -> Path:
+def book_base(pth: Path) -> str:
+    """The book's model size whose embedding width the checkpoint has (the four sizes differ in
+    width); chapter 7's gpt2-medium when none matches, which the importer then reports."""
+    import torch
+    from finetune.book_import import BOOK_CONFIGS
+
     try:
-        from finetune import import_book_checkpoint
-    except ImportError as exc:
-        raise EvalkitError(f"{pth}: converting a book checkpoint needs finetune.import_book_checkpoint ({exc})") from exc
-    root = cache_dir() / "book-checkpoints"
-    target = root / digest[:16]
-    if (target / "config.json").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".{digest[:16]}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
-    try:
-        import_book_checkpoint(pth, tmp)
-        tmp.rename(target)
-    except OSError:
-        if not (target / "config.json").is_file():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+        state = torch.load(pth, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # the importer reads it again and says what is wrong with it
+        return DEFAULT_BOOK_BASE
+    if isinstance(state, dict) and "model_state_dict" in state:  # the book's model_and_optimizer.pth
+        state = state["model_state_dict"]
+    if not isinstance(state, dict):
+        return DEFAULT_BOOK_BASE
+    # "module." / "_orig_mod." prefixes come from DDP and torch.compile
+    emb = next((v for k, v in state.items() if k == "tok_emb.weight" or k.endswith(".tok_emb.weight")), None)
+    width = emb.shape[-1] if emb is not None else None
+    return next((name for name, cfg in BOOK_CONFIGS.items() if cfg["emb_dim"] == width), DEFAULT_BOOK_BASE)
+
+
+def _import_book(pth: Path) -> Path:
+    from finetune.book_import import import_book_checkpoint_cached
+
+    # converted once into evalkit's cache (finetune's importer; generate runs reuse the same folder)
+    return import_book_checkpoint_cached(pth, base=book_base(pth))
 
 
 def resolve_model(spec: str | os.PathLike[str], *, store=None) -> ModelSource:
@@ -93,15 +97,14 @@ def resolve_model(spec: str | os.PathLike[str], *, store=None) -> ModelSource:
                 f"{path}: a folder, but not a Hugging Face model (no config.json); give a model directory "
                 "saved with save_pretrained, a hub id such as gpt2-medium, or a book checkpoint (.pth)"
             )
-        return ModelSource(path.resolve().name, str(path.resolve()), str(path.resolve()), _folder_digest(path, store))
+        return ModelSource(model_name(str(path)), str(path.resolve()), str(path.resolve()), _folder_digest(path, store))
     if path.is_file():
         if path.suffix not in BOOK_SUFFIXES:
             raise EvalkitError(
                 f"{path}: a file, but not a book checkpoint (.pth); give a model directory, a hub id or a .pth file"
             )
-        digest = _file_digest(path, store)
-        converted = _import_book(path, digest)
-        return ModelSource(path.stem, str(converted), str(path.resolve()), digest)
+        converted = _import_book(path)
+        return ModelSource(model_name(str(path)), str(converted), str(path.resolve()), _file_digest(path, store))
     if path.suffix in BOOK_SUFFIXES or not _HUB_ID.match(text):
         raise EvalkitError(
             f"{text}: no such file or folder, and not a Hugging Face hub id; give a model directory, "
