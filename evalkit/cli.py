@@ -388,9 +388,10 @@ def cmd_mmlu(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_mmlu(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    from evalkit.mmlu import BACKENDS
+MMLU_BACKENDS = ("hf", "vllm")  # = evalkit.mmlu.BACKENDS (a test checks), so `evalkit --help` need not import the mmlu package
 
+
+def _add_mmlu(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "mmlu",
         parents=[parent],
@@ -407,12 +408,12 @@ def _add_mmlu(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) 
     which.add_argument("--categories", type=_csv_list, metavar="C,D", help="only the subjects of these categories: stem, humanities, social_sciences, other")
     p.add_argument("--num-fewshot", type=int, default=0, metavar="N", help="few-shot examples per question (from the dev split)")
     p.add_argument("--limit", type=int, metavar="N", help="at most N questions per subject (for quick checks; default: all)")
-    p.add_argument("--batch-size", type=_batch_size, default=1, metavar="auto|N", help="lm-eval's batch size")
+    p.add_argument("--batch-size", type=_batch_size, default=1, metavar="auto|N", help="lm-eval's batch size; auto: the largest that fits (lm-eval probes with long inputs: meant for GPUs)")
     p.add_argument("--device", metavar="cpu|cuda", help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--data", type=Path, metavar="DIR", help="local copy laid out like cais/mmlu: test.jsonl (+ dev.jsonl for few-shot); default: lm-eval's own mmlu tasks (hub data set cais/mmlu)")
-    p.add_argument("--backend", choices=list(BACKENDS), default="hf", help="lm-eval model type (vllm only when installed)")
+    p.add_argument("--backend", choices=list(MMLU_BACKENDS), default="hf", help="lm-eval model type (vllm only when installed)")
     p.add_argument("--model-args", metavar="k=v,...", help="extra lm-eval model arguments, e.g. dtype=float32")
-    p.add_argument("--cache", type=Path, metavar="DIR", help="lm-eval's request cache: keeps answered requests so an interrupted run resumes where it stopped (default: no cache)")
+    p.add_argument("--cache", type=Path, metavar="DIR", help="lm-eval's request cache: keeps every answered request, so an interrupted run started again with the same --cache resumes where it stopped (default: no cache; an interrupted run starts over)")
     _add_format(p)
     p.set_defaults(func=cmd_mmlu)
 

@@ -18,6 +18,7 @@ from typing import Any
 from evalkit.assets import cache_dir
 from evalkit.errors import EvalkitError
 from evalkit.mmlu.data import read_local_mmlu
+from evalkit.mmlu.env_report import env_report_in_background
 from evalkit.mmlu.model import ModelSource, build_lm, parse_model_args, resolve_model
 from evalkit.mmlu.progress import attach_counter, quiet_library_bars, request_progress
 from evalkit.mmlu.results import metrics_from_results, sample_payloads, summary_rows
@@ -35,8 +36,9 @@ class MmluResult:
     rows: list[dict[str, Any]]
     results_file: Path | None  # lm-eval's results JSON
     sample_files: list[Path] = field(default_factory=list)  # lm-eval's --log_samples output
-    seconds: float = 0.0
+    seconds: float = 0.0  # in lm_eval.simple_evaluate
     requests: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # prepare, model_load, evaluate, store (seconds)
 
 
 def task_manager(task_set: TaskSet, metadata: dict[str, Any] | None = None):
@@ -142,26 +144,31 @@ def run_mmlu(
         raise EvalkitError(f"--limit must be 1 or more, got {limit}")
     if not (batch_size == "auto" or (isinstance(batch_size, int) and batch_size >= 1)):
         raise EvalkitError(f"--batch-size must be 'auto' or a positive integer, got {batch_size!r}")
+    started = time.perf_counter()
     extra_args = parse_model_args(model_args)
     catalog = load_catalog()
     task_set, data_config = select_tasks(catalog, subjects=subjects, categories=categories, data=data, num_fewshot=num_fewshot)
     source: ModelSource = resolve_model(model, store=store)
-    with quiet_library_bars() if progress else contextlib.nullcontext():
-        manager, loaded = load_tasks(task_set, hub=data is None, metadata={"pretrained": source.pretrained, **extra_args})
-        lm = build_lm(source, backend=backend, model_args=extra_args, batch_size=batch_size, device=device)
-
-    config = {
-        "eval_set": "mmlu",
-        "data": data_config,
-        "subjects": sorted(s.name for s in task_set.subjects),
-        "num_fewshot": num_fewshot,
-        "limit": limit,
-        "backend": backend,
-        "model_args": extra_args,
-        "template_hash": catalog.template_hash,
-        "lm_eval_version": catalog.lm_eval_version,
-    }
-    return _evaluate(store, lm, source, manager, loaded, config, cache=cache, progress=progress, catalog=catalog)
+    with env_report_in_background():
+        with quiet_library_bars() if progress else contextlib.nullcontext():
+            manager, loaded = load_tasks(task_set, hub=data is None, metadata={"pretrained": source.pretrained, **extra_args})
+            timings = {"prepare": time.perf_counter() - started}
+            lm = build_lm(source, backend=backend, model_args=extra_args, batch_size=batch_size, device=device)
+            timings["model_load"] = time.perf_counter() - started - timings["prepare"]
+        config = {  # what makes two runs' numbers comparable (and what an unfinished run is resumed by)
+            "eval_set": "mmlu",
+            "data": data_config,
+            "subjects": sorted(s.name for s in task_set.subjects),
+            "num_fewshot": num_fewshot,
+            "limit": limit,
+            "backend": backend,
+            "model_args": extra_args,
+            "template_hash": catalog.template_hash,
+            "lm_eval_version": catalog.lm_eval_version,
+        }
+        result = _evaluate(store, lm, source, manager, loaded, config, cache=cache, progress=progress, catalog=catalog)
+    result.timings = {**timings, "evaluate": result.seconds, "store": result.timings["store"]}
+    return result
 
 
 def _evaluate(
@@ -191,6 +198,7 @@ def _evaluate(
                 task_manager=manager,
             )
         seconds = time.perf_counter() - started
+        started = time.perf_counter()
         if results is None:  # not rank 0 of a multi-process run: that rank stores nothing
             raise EvalkitError("lm-eval returned no results on this process (not rank 0)")
         samples = results.pop("samples")
@@ -198,6 +206,7 @@ def _evaluate(
         run.add_samples(sample_payloads(samples, catalog))
         run.log_metrics(metrics)
         results_file, sample_files = _save_lm_eval_files(tracker, results, samples, out)
+        stored = time.perf_counter() - started
     return MmluResult(
         run_id=run.id,
         model=source.name,
@@ -207,4 +216,5 @@ def _evaluate(
         sample_files=sample_files,
         seconds=seconds,
         requests=n_requests,
+        timings={"store": stored},
     )

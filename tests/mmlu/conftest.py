@@ -14,6 +14,8 @@ from tests.conftest import shared_path
 # questions per subject in the small data folder (test split, then dev split cut from the questions after them)
 SMALL_TEST = {"abstract_algebra": 3, "anatomy": 7, "marketing": 5}
 SMALL_DEV = 2
+N_REQUESTS = 4 * sum(SMALL_TEST.values())  # one loglikelihood request per choice
+SMALL_BATCH_SIZE = 4
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,3 +65,14 @@ def small_mmlu(tmp_path_factory, mmlu_records) -> Path:
     write_jsonl(folder / "test.jsonl", test)
     write_jsonl(folder / "dev.jsonl", dev)
     return folder
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory, tiny_gpt2, small_mmlu):
+    """evalkit's run (no --limit) of the tiny GPT-2 on the small folder: (MmluResult, store metrics, samples)."""
+    from evalkit.mmlu import run_mmlu
+    from evalkit.store import ResultsStore
+
+    with ResultsStore(tmp_path_factory.mktemp("store") / "evalkit.db") as store:
+        result = run_mmlu(store, tiny_gpt2, data=small_mmlu, batch_size=SMALL_BATCH_SIZE, device="cpu", progress=False)
+        return result, store.metrics(result.run_id), dict(store.samples(result.run_id))

@@ -9,6 +9,7 @@ import pytest
 
 from evalkit.mmlu import resolve_model, run_mmlu
 from evalkit.store import ResultsStore
+from tests.mmlu.conftest import SMALL_BATCH_SIZE, SMALL_TEST
 
 finetune_import = pytest.importorskip("finetune.book_import", reason="finetune.import_book_checkpoint has not landed")
 TINY_BOOK = {"emb_dim": 64, "n_layers": 2, "n_heads": 2}  # tests/conftest.py TINY_GPT2 in the book's terms
@@ -38,7 +39,7 @@ def _book_state_dict(hf_dir):
     return {k: v.clone() for k, v in sd.items()}
 
 
-def test_book_checkpoint_scores_as_the_model_it_holds(tmp_path, tiny_gpt2, small_mmlu, monkeypatch):
+def test_book_checkpoint_scores_as_the_model_it_holds(tmp_path, tiny_gpt2, small_mmlu, small_run, monkeypatch):
     import torch
 
     # the book's four sizes are 124M-1558M parameters; a tiny one is registered for the test,
@@ -54,12 +55,12 @@ def test_book_checkpoint_scores_as_the_model_it_holds(tmp_path, tiny_gpt2, small
     assert resolve_model(pth).pretrained == source.pretrained  # converted once
 
     with ResultsStore(tmp_path / "evalkit.db") as store:
-        book = run_mmlu(store, pth, subjects=["anatomy"], data=small_mmlu, limit=3, device="cpu", progress=False)
-        plain = run_mmlu(store, tiny_gpt2, subjects=["anatomy"], data=small_mmlu, limit=3, device="cpu", progress=False)
-        book_samples, plain_samples = dict(store.samples(book.run_id)), dict(store.samples(plain.run_id))
+        book = run_mmlu(store, pth, data=small_mmlu, batch_size=SMALL_BATCH_SIZE, device="cpu", progress=False)
+        book_samples = dict(store.samples(book.run_id))
         assert store.get_run(book.run_id).model == "book-tiny"
-    assert {k: m.value for k, m in book.metrics.items()} == {k: m.value for k, m in plain.metrics.items()}
-    assert set(book_samples) == set(plain_samples) == {"anatomy/0", "anatomy/1", "anatomy/2"}
+    _, plain_metrics, plain_samples = small_run  # the same weights as a Hugging Face folder, same data and batches
+    assert {k: m.value for k, m in book.metrics.items()} == {k: m.value for k, m in plain_metrics.items()}
+    assert set(book_samples) == set(plain_samples) and len(book_samples) == sum(SMALL_TEST.values())
     for item, payload in book_samples.items():
         assert payload["loglikelihoods"] == pytest.approx(plain_samples[item]["loglikelihoods"], abs=1e-5)
 

@@ -168,3 +168,10 @@ def test_bad_batch_size_and_limit(run_cli):
         run_cli("mmlu", "--model", "gpt2", "--batch-size", "0")
     rc, _, err = run_cli("mmlu", "--model", "gpt2", "--limit", "0")
     assert rc == 2 and "--limit must be 1 or more" in err
+
+
+def test_cli_backends_are_the_library_backends():
+    from evalkit.cli import MMLU_BACKENDS
+    from evalkit.mmlu import BACKENDS
+
+    assert MMLU_BACKENDS == BACKENDS

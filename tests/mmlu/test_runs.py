@@ -10,23 +10,13 @@ import pytest
 from evalkit.mmlu import run_mmlu
 from evalkit.mmlu import progress as progress_module
 from evalkit.store import ResultsStore
-from tests.mmlu.conftest import SMALL_TEST
-
-N_REQUESTS = 4 * sum(SMALL_TEST.values())  # one loglikelihood request per choice
-
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory, tiny_gpt2, small_mmlu):
-    """A whole run (no --limit) on subjects of 3, 7 and 5 questions."""
-    with ResultsStore(tmp_path_factory.mktemp("store") / "evalkit.db") as store:
-        result = run_mmlu(store, tiny_gpt2, data=small_mmlu, batch_size=4, device="cpu", progress=False)
-        yield result, store.metrics(result.run_id)
+from tests.mmlu.conftest import N_REQUESTS, SMALL_BATCH_SIZE, SMALL_TEST
 
 
 def test_groups_are_weighted_by_size_as_lm_eval_aggregates_mmlu(small_run):
     from lm_eval.api.metrics import pooled_sample_stderr
 
-    result, metrics = small_run
+    result, metrics, _ = small_run
     subjects = [metrics[f"acc/{s}"] for s in SMALL_TEST]
     assert [m.n for m in subjects] == list(SMALL_TEST.values())
     weighted = sum(m.value * m.n for m in subjects) / sum(m.n for m in subjects)
@@ -72,20 +62,20 @@ def test_interrupted_run_resumes_from_lm_evals_request_cache(tmp_path, tiny_gpt2
     cache = tmp_path / "lm-eval-cache"
     with ResultsStore(tmp_path / "evalkit.db") as store:
         with pytest.raises(KeyboardInterrupt):
-            run_mmlu(store, tiny_gpt2, data=small_mmlu, batch_size=4, device="cpu", cache=cache, progress=False)
+            run_mmlu(store, tiny_gpt2, data=small_mmlu, batch_size=SMALL_BATCH_SIZE, device="cpu", cache=cache, progress=False)
         (first,) = store.list_runs(kind="mmlu")
         assert first.status == "interrupted" and store.sample_count(first.id) == 0
         assert (cache / "lm-eval-requests_rank0.db").is_file()
 
         answered.clear()
-        result = run_mmlu(store, tiny_gpt2, data=small_mmlu, batch_size=4, device="cpu", cache=cache, progress=False)
+        result = run_mmlu(store, tiny_gpt2, data=small_mmlu, batch_size=SMALL_BATCH_SIZE, device="cpu", cache=cache, progress=False)
         assert len(answered) == N_REQUESTS - 20  # the model was asked only what the cache lacked
         assert result.run_id == first.id  # the same run, resumed
         (again,) = store.list_runs(kind="mmlu")
         assert again.status == "done" and store.sample_count(result.run_id) == sum(SMALL_TEST.values())
-        _, uninterrupted = small_run
+        _, uninterrupted, _ = small_run
         assert {k: m.value for k, m in again.metrics.items()} == {k: m.value for k, m in uninterrupted.items()}
 
         answered.clear()
-        run_mmlu(store, tiny_gpt2, data=small_mmlu, batch_size=4, device="cpu", cache=cache, progress=False)
+        run_mmlu(store, tiny_gpt2, data=small_mmlu, batch_size=SMALL_BATCH_SIZE, device="cpu", cache=cache, progress=False)
         assert answered == []  # everything from the cache
