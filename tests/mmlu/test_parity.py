@@ -98,7 +98,7 @@ def test_every_question_equals_lm_eval_cli_logged_sample(evalkit_run, lm_eval_cl
             assert ours["loglikelihoods"] == [float(resp[0]) for resp in theirs["filtered_resps"]]
             assert ours["prompt"] == theirs["arguments"]["gen_args_0"]["arg_0"]
             assert ours["correct"] == (theirs["acc"] == 1.0)
-            assert ours["gold"] == "ABCD"[theirs["target"]]
+            assert ours["gold"] == "ABCD"[int(theirs["target"])]
             compared += 1
     assert compared == LIMIT * len(SUBJECTS)
 
