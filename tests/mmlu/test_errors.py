@@ -134,12 +134,9 @@ def test_model_folder_gets_a_content_hash(tiny_gpt2, store):
 
 
 def test_vllm_not_installed_is_a_clear_error(tiny_gpt2):
-    pytest.importorskip("lm_eval")
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        pass
-    else:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here")
     with pytest.raises(EvalkitError, match=r"--backend vllm needs the vllm package, which is not installed"):
         build_lm(resolve_model(tiny_gpt2), backend="vllm", model_args={}, batch_size=1, device="cpu")
