@@ -156,3 +156,16 @@ def test_printed_rows_are_categories_then_subjects_by_accuracy(evalkit_run):
     for r in rows:
         metric = run.metrics["acc" if r["level"] == "overall" else f"acc/{r['name']}"]
         assert (r["acc"], r["stderr"], r["n"]) == (metric.value, metric.stderr, metric.n)
+
+
+def test_saved_lm_eval_json_reads_back_as_the_same_run(evalkit_run, tmp_path):
+    """The lm-eval results file beside the run is a real lm-eval file: evalkit's importer for
+    lm-eval files (interop) reads it back to the same metrics."""
+    from evalkit.interop import import_results
+
+    store_path, _ = evalkit_run
+    run, _, run_dir = _stored(store_path)
+    (results_file,) = run_dir.rglob("results_*.json")
+    with ResultsStore(tmp_path / "imported.db") as other:
+        imported = other.metrics(import_results(other, results_file))
+    assert {k: m.as_dict() for k, m in imported.items()} == {k: m.as_dict() for k, m in run.metrics.items()}
