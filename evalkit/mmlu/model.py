@@ -140,7 +140,11 @@ def build_lm(source: ModelSource, *, backend: str, model_args: dict[str, Any], b
         return lm_eval.api.registry.get_model(backend).create_from_arg_obj(
             args, {"batch_size": batch_size, "max_batch_size": None, "device": device}
         )
-    except (OSError, ValueError) as exc:
-        where = "from the Hugging Face Hub (offline, or no such model?)" if source.path is None else f"from {source.pretrained}"
+    except (OSError, ValueError, TypeError) as exc:  # TypeError: a --model-args key the model does not take
+        where = (
+            "from the Hugging Face Hub (no such local folder either; offline, or no such model?)"
+            if source.path is None
+            else f"from {source.pretrained}"
+        )
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise EvalkitError(f"could not load model {source.name!r} {where}: {first}") from exc
