@@ -22,7 +22,7 @@ from evalkit.mmlu.env_report import env_report_in_background
 from evalkit.mmlu.model import ModelSource, build_lm, parse_model_args, resolve_model
 from evalkit.mmlu.progress import attach_counter, quiet_library_bars, request_progress
 from evalkit.mmlu.results import metrics_from_results, sample_payloads, summary_rows
-from evalkit.mmlu.tasks import MmluCatalog, TaskSet, load_catalog, prepare_tasks
+from evalkit.mmlu.tasks import MMLU_GROUP, MmluCatalog, TaskSet, load_catalog, prepare_tasks
 from evalkit.store import Metric, ResultsStore
 
 HUB_DATASET = "cais/mmlu"
@@ -187,7 +187,7 @@ def _evaluate(
             results = lm_eval.simple_evaluate(
                 model=lm,
                 model_args={"pretrained": source.pretrained, **config["model_args"]},
-                tasks=[group for group in loaded["groups"].values() if group.name == "mmlu"],
+                tasks=[loaded["groups"][MMLU_GROUP]],  # the group object already built (and its data loaded)
                 # 0 is lm-eval's own default for MMLU; passing None spares its "overwriting" warnings
                 num_fewshot=config["num_fewshot"] or None,
                 limit=config["limit"],
