@@ -209,6 +209,7 @@ def run_demo(options: DemoOptions = DEFAULTS) -> dict[str, Any]:
 
         # 2. responses to the test split, before and after fine-tuning
         from finetune import generate_responses
+        from finetune.generate import default_device
 
         t = steps.start("2/6 generate test-split responses")
         records = load_records(data)
@@ -231,7 +232,7 @@ def run_demo(options: DemoOptions = DEFAULTS) -> dict[str, Any]:
             mmlu = {}
             for name, model in ((base_name, base_dir), (ft_name, trained.out_dir)):
                 res = run_mmlu(store, model, subjects=list(options.mmlu_subjects), limit=options.mmlu_limit, data=mmlu_data,
-                               progress=options.progress)
+                               device=default_device(), progress=options.progress)
                 mmlu[name] = getattr(res, "run_id", None) or getattr(res, "id", None)
             result["mmlu_runs"] = mmlu
             steps.done("MMLU", f"{len(options.mmlu_subjects)} subjects × {options.mmlu_limit} questions per model (runs {', '.join(map(str, mmlu.values()))})", t)

@@ -77,9 +77,15 @@ def test_demo_again_with_a_server_reuses_steps_and_judges(demo_run):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "0-100 scores by llama3" in again.stdout and "skipped" not in again.stdout
     page = Page((out / "leaderboard.html").read_text(encoding="utf-8"))
-    judge_cells = [e for e in page.find("td") if (e["attrs"].get("data-run") or "").startswith("judge-score-")]
-    assert len(judge_cells) == 2 and all(float(e["attrs"]["data-value"]) == 40.0 for e in judge_cells)
+    cells = {e["attrs"]["data-run"]: float(e["attrs"]["data-value"]) for e in page.find("td")
+             if (e["attrs"].get("data-run") or "").startswith("judge-score-")}
     from evalkit.store import ResultsStore
 
     with ResultsStore(out / "evalkit.db") as store:
-        assert len(store.list_runs(kind="finetune")) == 1 and len(store.list_runs(kind="generate")) == 2
+        assert len(store.list_runs(kind="finetune")) == 1 and len(store.list_runs(kind="generate")) == 2  # reused
+        judged = store.list_runs(kind="judge-score")
+        assert len(judged) == 2 and set(cells) == {r.id for r in judged}
+        for run in judged:
+            assert cells[run.id] == run.metrics["score_mean"].value
+            statuses = {p["status"]: p["score"] for _, p in store.samples(run.id)}
+            assert statuses.get("ok", 40) == 40  # the server's answer (an empty response scores 0 without asking)
