@@ -218,7 +218,9 @@ def build_leaderboard(
             if len(group) < 2:
                 continue  # a lone number is not "best" of anything
             top = max(r[c.key] for r in group)
-            best[c.key] |= {r["model"] for r in group if r[c.key] == top}
+            leaders = {r["model"] for r in group if r[c.key] == top}
+            if len(leaders) < len(group):  # when every model ties, nobody is best
+                best[c.key] |= leaders
     return Leaderboard(rows, COLUMNS, {k: v for k, v in setups.items() if v.setups}, best, collected)
 
 

@@ -49,6 +49,15 @@ def test_different_judges_are_separate_setups_with_a_warning(store, eval_example
     assert ("judge model", "gpt-4") in setups[1].description
 
 
+def test_ties_share_best_but_a_column_of_equals_has_none(store, eval_example):
+    recs = eval_example[:3]
+    for model, mean in (("a", 50.0), ("b", 50.0), ("c", 40.0)):
+        b.add_judge_score(store, model, recs, "output", [1, 2, 3], mean=mean, stderr=1.0)
+    assert build_leaderboard(store).best["judge_score"] == {"a", "b"}
+    b.add_judge_score(store, "c", recs, "output", [1, 2, 3], mean=50.0, stderr=1.0, template="tpl-1")  # same setup, newer
+    assert build_leaderboard(store).best["judge_score"] == set()
+
+
 def test_model_with_runs_in_two_setups_uses_the_reference_setup(store, eval_example):
     recs = eval_example[:5]
     b.add_judge_score(store, "a", recs, "model 1 response", [10] * 5, judge="llama3", mean=10.0, stderr=1.0)
