@@ -47,7 +47,6 @@ def _cells(label: str, row: dict[str, Any], *, p_holm: bool = True, verdict: str
     ci = "-" if row.get("ci_low") is None else f"[{_num(row['ci_low'], unit)}, {_num(row['ci_high'], unit)}]"
     return [
         Text(label),
-        Text(unit),
         Text(_num(row.get("a"), unit)),
         Text(_num(row.get("b"), unit)),
         Text(_num(row.get("diff"), unit)),
@@ -64,8 +63,10 @@ def print_table(rows: list[dict[str, Any]], model_a: str, model_b: str) -> None:
     alpha = rows[0].get("alpha", 0.05) if rows else 0.05
     level = round((1 - alpha) * 100, 6)
     table = Table(title=Text(f"A = {model_a}   vs   B = {model_b}"), title_justify="left")
-    for name in ("mode", "unit", "A", "B", "B - A", f"{level:g}% CI", "p", "p (Holm)", "n", "verdict"):
-        table.add_column(Text(name), overflow="fold")
+    table.add_column(Text("mode"), overflow="fold")
+    for name in ("A", "B", "B - A", f"{level:g}% CI", "p", "p (Holm)", "n"):
+        table.add_column(Text(name), justify="right")
+    table.add_column(Text("verdict"), overflow="fold")
     notes: list[str] = []
     for row in rows:
         detail = row.get("detail") or {}
@@ -86,9 +87,13 @@ def print_table(rows: list[dict[str, Any]], model_a: str, model_b: str) -> None:
             table.add_row(*_cells("  Bradley-Terry", {**bt, "n": bt["battles"]}, p_holm=False, verdict=""))
         notes.extend(_mode_notes(row))
     tested = rows[0]["detail"].get("holm_family_size", 0) if rows else 0
-    notes.insert(0, f"B - A > 0 favours B. Verdicts use Holm-adjusted p-values across the {tested} tests shown "
-                    f"(several tests were run) at alpha {alpha:g}; indented rows are descriptive, not adjusted.")
+    units = ", ".join(dict.fromkeys(f"{r['mode']} in {r['unit']}" for r in rows if r.get("unit")))
+    notes.insert(0, f"B - A > 0 favours B ({units}). Verdicts use Holm-adjusted p-values across the "
+                    f"{tested} test{'s' if tested != 1 else ''} shown (several tests were run) at alpha {alpha:g}; "
+                    "indented rows are descriptive, not adjusted.")
     out = console()
+    if not out.is_terminal:
+        out.width = 150  # a file or pipe has no width to fit; rich would assume 80 and fold every column
     out.print(table)
     for note in notes:
         out.print(Text(f"* {note}"))
