@@ -126,7 +126,7 @@ def _judge_score(store, model_a, model_b, *, rounds, rng, level, seed) -> dict:
     row = compare_scores(scores_a, scores_b, rounds=rounds, rng=rng, level=level)
     dropped = len(paired.item_ids) - len(keep)
     row["detail"]["excluded_unscored"] = dropped
-    return _finish(row, paired, f"{dropped} items without a parsed score in A or B left out" if dropped else None)
+    return _finish(row, paired, f"{dropped} item{'s' if dropped != 1 else ''} without a parsed score in A or B left out" if dropped else None)
 
 
 # -- judge pairwise -------------------------------------------------------------------------

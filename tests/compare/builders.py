@@ -65,13 +65,20 @@ def judge_score_run(store: ResultsStore, model: str, records: list[dict], scores
 
 
 def pairwise_run(
-    store: ResultsStore, model: str, records: list[dict], preferences: list[float | None], *, reference: str = "gpt4", **config
+    store: ResultsStore,
+    model: str,
+    records: list[dict],
+    preferences: list[float | None],
+    *,
+    reference: str = "gpt4",
+    reference_text: str = "reference says",
+    **config,
 ) -> str:
     """A judge-pairwise run of ``model`` (generator_2) against ``reference`` (generator_1)."""
     with store.start_run("judge-pairwise", model, {**JUDGE_CONFIG, "reference": reference, "order": "swap", **config}) as run:
         run.add_samples(
             (instruction_item_id(r["instruction"], r["input"]), {
-                "instruction": r["instruction"], "input": r["input"], "output_1": f"{reference} says {i}",
+                "instruction": r["instruction"], "input": r["input"], "output_1": f"{reference_text} {i}",
                 "generator_1": reference, "output_2": f"{model} says {i}", "generator_2": model,
                 "preference": p, "status": "ok" if p is not None else "unparsed", "raw_completion": None,
             })
