@@ -95,9 +95,10 @@ def print_table(rows: list[dict[str, Any]], model_a: str, model_b: str) -> None:
     if not out.is_terminal:
         out.width = 150  # a file or pipe has no width to fit; rich would assume 80 and fold every column
     out.print(table)
+    # notes are prose: let the terminal wrap them, so a pipe or file gets whole lines
     for note in notes:
-        out.print(Text(f"* {note}"))
-    out.print(Text("runs: " + "; ".join(f"{r['mode']}: {json.dumps(r.get('runs') or {})}" for r in rows)))
+        out.print(Text(f"* {note}"), soft_wrap=True)
+    out.print(Text("runs: " + "; ".join(f"{r['mode']}: {json.dumps(r.get('runs') or {})}" for r in rows)), soft_wrap=True)
 
 
 def _mode_notes(row: dict[str, Any]) -> list[str]:
