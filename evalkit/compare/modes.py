@@ -4,7 +4,7 @@ These functions see only numbers paired item by item (A's value and B's value fo
 item), so they can be checked on hand-computed cases and simulations without a store. A row has
 the keys of ``evalkit compare --format json``: ``mode``, ``a``, ``b``, ``diff`` (B - A),
 ``ci_low``, ``ci_high``, ``p_value``, ``p_holm``, ``n``, ``verdict``, then ``unit``,
-``refused``, ``runs`` and ``detail``. ``p_holm`` and ``verdict`` are filled in by
+``alpha``, ``refused``, ``runs`` and ``detail``. ``p_holm`` and ``verdict`` are filled in by
 :func:`evalkit.compare.compare_models` once every mode's p-value is known.
 """
 
@@ -52,6 +52,7 @@ def result_row(
         "n": n,
         "verdict": None,
         "unit": unit,
+        "alpha": None,
         "refused": None,
         "runs": {},
         "detail": {**(detail or {}), "test_direction": None if direction is None else float(np.sign(direction))},
