@@ -86,25 +86,50 @@ def bootstrap_mean_ci(
 ) -> tuple[float | None, float | None]:
     """Percentile bootstrap interval of the mean of paired differences.
 
-    Resampling n items with replacement is the same as drawing multinomial counts over the
-    distinct values, so paired 0/1 outcomes (three distinct differences) cost three numbers per
-    round instead of n. Items are resampled as pairs: the differences already pair them.
+    Items are resampled as pairs (the differences already pair them). Resampling n items with
+    replacement is the same distribution as drawing multinomial counts over the distinct values,
+    which for paired 0/1 outcomes (three distinct differences) costs three numbers per round
+    instead of n; with many distinct values (weighted preferences) drawing indices is cheaper
+    (benchmarks/bench_compare.py measures both).
     """
     v = np.asarray(values, dtype=float)
-    n = v.size
-    if n == 0 or rounds <= 0:
+    if v.size == 0 or rounds <= 0:
         return None, None
-    distinct, counts = np.unique(v, return_counts=True)
-    probs = counts / n
+    means = bootstrap_means(v, rounds=rounds, rng=rng)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def bootstrap_means(values: np.ndarray, *, rounds: int, rng: np.random.Generator) -> np.ndarray:
+    distinct, counts = np.unique(values, return_counts=True)
+    if distinct.size * _MULTINOMIAL_MAX_SHARE <= values.size:
+        return _means_from_counts(distinct, counts, rounds, rng)
+    return _means_from_indices(values, rounds, rng)
+
+
+# multinomial draws cost about 8 index draws per category (measured): use them below that share
+_MULTINOMIAL_MAX_SHARE = 8
+
+
+def _means_from_counts(distinct: np.ndarray, counts: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
+    n = int(counts.sum())
     block = max(1, _BLOCK_CELLS // distinct.size)
     means = np.empty(rounds)
     for start in range(0, rounds, block):
         stop = min(rounds, start + block)
-        draws = rng.multinomial(n, probs, size=stop - start)
-        means[start:stop] = draws @ distinct / n
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+        means[start:stop] = rng.multinomial(n, counts / n, size=stop - start) @ distinct / n
+    return means
+
+
+def _means_from_indices(values: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
+    n = values.size
+    block = max(1, _BLOCK_CELLS // n)
+    means = np.empty(rounds)
+    for start in range(0, rounds, block):
+        stop = min(rounds, start + block)
+        means[start:stop] = values[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    return means
 
 
 def percentile_interval(draws: Sequence[float], level: float = 0.95) -> tuple[float | None, float | None]:

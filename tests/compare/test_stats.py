@@ -107,13 +107,15 @@ def test_bootstrap_is_seeded_and_degenerate_for_constant_differences():
     assert bootstrap_mean_ci([], rounds=100, rng=np.random.default_rng(0)) == (None, None)
 
 
-def test_bootstrap_agrees_with_naive_index_resampling():
-    """Multinomial counts over distinct values are the same distribution as resampling items."""
+@pytest.mark.parametrize("distinct_values", [3, 60])  # multinomial counts / index draws inside
+def test_bootstrap_agrees_with_naive_item_resampling(distinct_values):
+    """Either way of drawing is the same distribution as resampling items one by one."""
     rng = np.random.default_rng(11)
-    d = rng.normal(size=60).round(1)
+    d = rng.integers(-1, 2, size=60).astype(float) if distinct_values == 3 else rng.normal(size=60)
+    assert np.unique(d).size == distinct_values
     ours = bootstrap_mean_ci(d, rounds=40000, rng=np.random.default_rng(1))
-    idx = np.random.default_rng(2).integers(0, d.size, size=(40000, d.size))
-    naive = np.percentile(d[idx].mean(axis=1), [2.5, 97.5])
+    naive_rng = np.random.default_rng(2)
+    naive = np.percentile([d[naive_rng.integers(0, d.size, size=d.size)].mean() for _ in range(15000)], [2.5, 97.5])
     assert ours == pytest.approx(tuple(naive), abs=0.02)
     narrower = bootstrap_mean_ci(d, rounds=40000, rng=np.random.default_rng(1), level=0.5)
     assert ours[0] < narrower[0] < narrower[1] < ours[1]
