@@ -50,7 +50,11 @@ def compare_models(
         raise EvalkitError(f"--alpha must be between 0 and 1 (got {alpha})")
     if bootstrap < 1:
         raise EvalkitError(f"--bootstrap must be at least 1 (got {bootstrap})")
-    asked = list(metrics) if metrics else None
+    if seed < 0:
+        raise EvalkitError(f"--seed must be 0 or more (got {seed})")
+    if isinstance(metrics, str):
+        metrics = metrics.split(",")
+    asked = list(dict.fromkeys(m.strip() for m in metrics)) if metrics else None
     unknown = [m for m in asked or () if m not in MODES]
     if unknown:
         raise EvalkitError(f"unknown mode(s) {', '.join(map(repr, unknown))}; expected some of {', '.join(MODES)}")

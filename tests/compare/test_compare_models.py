@@ -224,6 +224,9 @@ def test_bad_requests_are_clear_errors(store):
         compare_models(store, "A", "B", metrics=["bleu"])
     with pytest.raises(EvalkitError, match="alpha"):
         compare_models(store, "A", "B", alpha=1.5)
+    with pytest.raises(EvalkitError, match="seed"):
+        compare_models(store, "A", "B", seed=-1)
+    assert [r["mode"] for r in compare_models(store, "A", "B", metrics="mmlu,mmlu", bootstrap=10)] == ["mmlu"]
     with pytest.raises(EvalkitError, match="no finished runs of 'X' or 'Y'"):
         compare_models(store, "X", "Y")
 
