@@ -155,12 +155,13 @@ def preference_value(payload: dict, run: RunRecord, item_id: str) -> float | Non
 
 
 def _head_to_head_runs(store: ResultsStore, model_a: str, model_b: str) -> list[RunRecord]:
-    """Judge-pairwise runs that put A and B against each other (generator_1/generator_2)."""
+    """Judge-pairwise runs of one model (generator_2) against the other as the reference
+    (generator_1 on every item, or the run's configured reference)."""
     found = []
     for model, other in ((model_a, model_b), (model_b, model_a)):
         for run in store.list_runs(kind="judge-pairwise", model=model, status="done"):
-            generators = {(p.get("generator_1"), p.get("generator_2")) for _, p in store.samples(run.id)}
-            if run.config.get("reference") == other or (generators and all({g1, g2} == {model_a, model_b} for g1, g2 in generators)):
+            references = {p.get("generator_1") for _, p in store.samples(run.id)}
+            if run.config.get("reference") == other or references == {other}:
                 found.append(run)
     return found
 
@@ -207,8 +208,8 @@ def _head_to_head(store, run: RunRecord, model_a, model_b, *, rounds, rng, level
         value = preference_value(payload, run, item)
         if value is None:
             continue
-        model_side = payload.get("generator_2") or run.model  # preference 2 = generator_2 better
-        b_wins.append(value - 1 if model_side == model_b else 2 - value)
+        # preference 2 = output_2 better, and output_2 is the run's model (README payload)
+        b_wins.append(value - 1 if run.model == model_b else 2 - value)
     row = compare_head_to_head_judge(b_wins, rounds=rounds, rng=rng, level=level)
     row["runs"] = {"head_to_head": run.id}
     return row

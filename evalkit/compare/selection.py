@@ -17,10 +17,25 @@ from evalkit.store import ResultsStore, RunRecord
 # Settings that make two runs of a kind measure different things. A key absent from both
 # configs is fine; present in one only, or with different values, refuses the comparison.
 COMPARABLE_CONFIG = {
-    "mmlu": ("num_fewshot", "lm_eval_version", "data", "data_sha256"),
-    "judge-score": ("eval_set", "judge_model", "judge_digest", "template_hash"),
-    "judge-pairwise": ("eval_set", "judge_model", "judge_digest", "template_hash", "reference", "order"),
+    "mmlu": ("eval_set", "data", "num_fewshot", "template_hash", "lm_eval_version"),
+    "judge-score": ("eval_set", "judge_model", "judge_digest", "template_hash", "options"),
+    "judge-pairwise": (
+        "eval_set", "judge_model", "judge_digest", "template_hash", "options", "reference", "order", "order_seed", "verdict",
+    ),
 }
+
+# Settings stored as a description: only these parts of it matter (where the MMLU data came
+# from and its checksum, not the folder it sat in; which reference, not a hash over the items
+# judged, since runs are compared on the items both have and each item's reference is checked).
+_SETTING_PARTS = {"data": ("source", "sha256"), "reference": ("source",)}
+
+
+def _setting(config: dict[str, Any], key: str) -> Any:
+    value = config.get(key)
+    if isinstance(value, dict) and key in _SETTING_PARTS:
+        return {part: value.get(part) for part in _SETTING_PARTS[key]}
+    return value
+
 
 # Per-item fields that must agree for a paired comparison to be meaningful.
 COMPARABLE_PAYLOAD = {
@@ -69,7 +84,7 @@ def latest_done_run(store: ResultsStore, kind: str, model: str, *, exclude: set[
 def config_differences(kind: str, run_a: RunRecord, run_b: RunRecord) -> list[str]:
     out = []
     for key in COMPARABLE_CONFIG.get(kind, ()):
-        value_a, value_b = run_a.config.get(key), run_b.config.get(key)
+        value_a, value_b = _setting(run_a.config, key), _setting(run_b.config, key)
         if value_a != value_b:
             out.append(f"{key} differs ({value_a!r} in {run_a.id} vs {value_b!r} in {run_b.id})")
     return out

@@ -53,6 +53,16 @@ def test_imported_with_the_interop_importer(store):
     assert row["verdict"] == B_BETTER
 
 
+def test_model_against_the_baseline_itself_is_a_head_to_head(store):
+    builders.annotations_run(store, _annotations(FUSECHAT))
+    row = compare_models(store, "gpt4_1106_preview", FUSECHAT, bootstrap=2000)[0]
+    assert row["refused"] is None and row["n"] == 805
+    assert row["b"] == pytest.approx(_leaderboard()[FUSECHAT], abs=1e-9)  # FuseChat's win rate over the baseline
+    assert row["a"] == pytest.approx(100 - row["b"])
+    assert row["verdict"] == "A better"  # GPT-4 Turbo wins 570 of 805
+    assert (row["detail"]["b_wins"], row["detail"]["a_wins"]) == (233, 570)
+
+
 def test_real_items_where_they_differ_most(store):
     for model in (OPENHERMES, FUSECHAT):
         builders.annotations_run(store, _annotations(model))

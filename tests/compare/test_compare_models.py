@@ -162,6 +162,8 @@ def test_partial_overlap_compares_common_items_only(store):
         ("judge-score", {"eval_set": "alpaca-eval"}, "eval_set differs"),
         ("judge-pairwise", {"reference": "other-reference"}, "reference differs"),
         ("judge-pairwise", {"order": "random"}, "order differs"),
+        ("judge-pairwise", {"verdict": "discrete"}, "verdict differs"),
+        ("judge-score", {"options": {"seed": 1, "temperature": 0.7}}, "options differs"),
     ],
 )
 def test_non_comparable_runs_are_refused_with_the_reason(store, kind, change, reason):
@@ -187,6 +189,18 @@ def test_non_comparable_runs_are_refused_with_the_reason(store, kind, change, re
     assert row["runs"] == {"a": run_a, "b": run_b}
     assert rows[other]["refused"] is None and rows[other]["p_holm"] == rows[other]["p_value"]
     assert rows[other]["detail"]["holm_family_size"] == 1  # refused modes are not in the family
+
+
+def test_mmlu_data_compared_by_source_and_checksum_not_folder(store):
+    questions = builders.mmlu_questions(20)
+    builders.mmlu_run(store, "A", questions, MMLU_A, data={"source": "local", "folder": "/home/a/mmlu", "sha256": "c02f"})
+    builders.mmlu_run(store, "B", questions, MMLU_B, data={"source": "local", "folder": "/tmp/copy", "sha256": "c02f"})
+    assert compare_models(store, "A", "B", bootstrap=10)[0]["refused"] is None
+    builders.mmlu_run(store, "B", questions, MMLU_B, data={"source": "local", "folder": "/tmp/copy", "sha256": "ffff"})
+    row = compare_models(store, "A", "B", bootstrap=10)[0]
+    assert row["refused"].startswith("data differs ({'source': 'local', 'sha256': 'c02f'}")
+    builders.mmlu_run(store, "B", questions, MMLU_B, data={"source": "cais/mmlu"})
+    assert "data differs" in compare_models(store, "A", "B", bootstrap=10)[0]["refused"]
 
 
 def test_different_reference_outputs_and_disjoint_items_are_refused(store):
