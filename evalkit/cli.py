@@ -191,18 +191,161 @@ def _add_import(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
     _add_import_sources(imp_sub, parent)
 
 
+def cmd_import_responses(args: argparse.Namespace) -> int:
+    from evalkit.interop.responses import import_responses, read_responses
+
+    _, field = read_responses(args.file)
+    with open_store(args) as store:
+        run_id = import_responses(store, args.file, name=args.name)
+    print(f"responses read from field {field!r}", file=sys.stderr)
+    print(run_id)
+    return 0
+
+
+def cmd_import_alpaca_eval(args: argparse.Namespace) -> int:
+    from evalkit.interop.alpaca_eval import import_annotations
+
+    with open_store(args) as store:
+        run_id = import_annotations(store, args.file, name=args.name)
+    print(run_id)
+    return 0
+
+
+def cmd_import_lm_eval(args: argparse.Namespace) -> int:
+    from evalkit.interop.lm_eval_format import import_results
+
+    with open_store(args) as store:
+        run_id = import_results(store, args.file, name=args.name)
+    print(run_id)
+    return 0
+
+
+def cmd_import_arena(args: argparse.Namespace) -> int:
+    from evalkit.interop.arena import import_battles
+
+    with open_store(args) as store:
+        run_id = import_battles(store, args.file, name=args.name)
+    print(run_id)
+    return 0
+
+
 def _add_import_sources(imp_sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [judge issue] responses, alpaca-eval
+    # [judge issue] responses, alpaca-eval (owned by the interop helper)
+    p = imp_sub.add_parser(
+        "responses",
+        parents=[parent],
+        help="a JSON/JSONL file of model responses (book's model_response, AlpacaEval's output+generator) as a generate run",
+    )
+    p.add_argument("file", type=Path, metavar="FILE", help="responses file (JSON list or JSON Lines)")
+    p.add_argument("--name", help="model name (default: the file's generator field; required when it has none)")
+    p.set_defaults(func=cmd_import_responses)
+
+    p = imp_sub.add_parser(
+        "alpaca-eval", parents=[parent], help="an AlpacaEval annotations.json as a judge-pairwise run (metrics recomputed)"
+    )
+    p.add_argument("file", type=Path, metavar="ANNOTATIONS.json", help="AlpacaEval annotations file")
+    p.add_argument("--name", help="model name (default: the file's generator_2)")
+    p.set_defaults(func=cmd_import_alpaca_eval)
     # [interop issue] lm-eval, arena
-    pass
+    p = imp_sub.add_parser("lm-eval", parents=[parent], help="an lm-eval MMLU results JSON as an mmlu run (per subject and category)")
+    p.add_argument("file", type=Path, metavar="RESULTS.json", help="results file written by `lm_eval --output_path`")
+    p.add_argument("--name", help="model name (default: the file's model_name)")
+    p.set_defaults(func=cmd_import_lm_eval)
+
+    p = imp_sub.add_parser("arena", parents=[parent], help="Chatbot Arena battles as a human run (ranked by `evalkit arena`)")
+    p.add_argument("file", type=Path, metavar="BATTLES", help="battles file: .jsonl, .json (a list) or .csv")
+    p.add_argument("--name", help="label of the run (default: arena:<file name>)")
+    p.set_defaults(func=cmd_import_arena)
 
 
 # -- finetune and generate (finetune package) -----------------------------------------------
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from finetune import train
+
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "store", "verbose", "no_progress")}
+    with open_store(args) as store:
+        result = train(**options, store=store, progress=not args.no_progress)
+    print(json.dumps({"out": str(result.out_dir), "run_id": result.run_id, "steps": result.steps,
+                      "tokens_seen": result.tokens_seen, "train_loss": result.train_loss, "val_loss": result.val_loss}))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from finetune.generate import responses_for_split
+
+    with open_store(args) as store:
+        run_id, records, out = responses_for_split(
+            args.model, store=store, out=args.out, data=args.data, split=args.split, style=args.style,
+            eval_set=args.eval_set, skip_invalid=args.skip_invalid, max_new_tokens=args.max_new_tokens,
+            batch_size=args.batch_size, temperature=args.temperature, top_k=args.top_k, seed=args.seed,
+            device=args.device, model_name=args.name, progress=not args.no_progress,
+        )
+    print(run_id)
+    print(f"{len(records)} responses" + (f" in {out}" if out else "") + f" (run {run_id})", file=sys.stderr)
+    return 0
+
+
 def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [finetune issue] finetune, generate
-    pass
+    from finetune.model import MODEL_SIZES
+
+    p = sub.add_parser("finetune", parents=[parent], help="instruction fine-tune GPT-2 (the book's chapter 7, crash-safe)",
+                       description="Fine-tune GPT-2 on instruction data. Also runs under `torchrun --nproc_per_node N`.")
+    p.add_argument("--model", default="gpt2-medium", help="hub id, checkpoint directory or book .pth (with --init random: a size name)")
+    p.add_argument("--init", choices=["pretrained", "random"], default="pretrained", help="start from the model's weights or a random init")
+    p.add_argument("--model-size", choices=list(MODEL_SIZES), help="architecture for --init random (default: --model)")
+    p.add_argument("--data", help="JSON/JSONL file or URL of instruction records (default: the book's instruction data)")
+    p.add_argument("--style", default="alpaca", help="prompt style: alpaca, phi3 or a JSON template file")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=8, help="records per batch (split across processes under torchrun)")
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--max-length", type=int, default=1024, help="truncate batches to this many tokens")
+    p.add_argument("--mask-instruction", action="store_true", help="no loss on the prompt's tokens (the book's exercise 7.2)")
+    p.add_argument("--bucket", action="store_true", help="batch records of similar length (less padding)")
+    p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
+    p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--shuffle-seed", type=int, help="shuffle records before the 85/10/5 split (default: file order)")
+    p.add_argument("--skip-invalid", action="store_true", help="skip invalid records with a warning instead of stopping")
+    p.add_argument("--limit", type=int, help="use only the first N records")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout while fine-tuning (the book uses 0.0)")
+    p.add_argument("--eval-every", type=int, default=5, help="evaluate train/val loss every N steps")
+    p.add_argument("--eval-batches", type=int, default=5, help="batches per loss evaluation")
+    p.add_argument("--save-every", type=int, default=50, help="write a resumable checkpoint every N steps")
+    p.add_argument("--keep-checkpoints", type=int, default=1, help="resumable checkpoints to keep")
+    p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    p.add_argument("--stop-after-steps", type=int, help="checkpoint and exit after N steps (time-sliced jobs)")
+    p.add_argument("--max-steps", type=int, help="stop training after N optimizer steps in total")
+    p.add_argument("--warmup-steps", type=int, default=0)
+    p.add_argument("--schedule", choices=["constant", "linear", "cosine"], default="constant", help="learning-rate schedule")
+    p.add_argument("--tokenizer", help="GPT-2 tokenizer directory (default: the model's, else tiktoken gpt2)")
+    p.add_argument("--name", help="model name in the results store (default: the --out folder name)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help="autocast on GPU (auto: bf16 where supported)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--out", required=True, help="output directory (a Hugging Face checkpoint)")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("generate", parents=[parent], help="generate responses (batched, KV cache) into the store and a JSONL file")
+    p.add_argument("--model", required=True, help="checkpoint directory, hub id or book .pth")
+    p.add_argument("--data", help="instruction records (default: the data the model was fine-tuned on, else the book's)")
+    p.add_argument("--split", choices=["test", "val", "train", "all"], default="test",
+                   help="records to answer: a split saved by `evalkit finetune`, else the book's 85/10/5 split")
+    p.add_argument("--style", help="prompt style (default: the one the model was fine-tuned with, else alpaca)")
+    p.add_argument("--out", type=Path, help="JSONL file, one line per record, written as responses arrive")
+    p.add_argument("--max-new-tokens", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (the book's)")
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--seed", type=int, default=123, help="sampling seed (per record, batch-independent)")
+    p.add_argument("--eval-set", help="name of the record set in the store (default: DATA-stem/SPLIT)")
+    p.add_argument("--skip-invalid", action="store_true")
+    p.add_argument("--name", help="model name in the store (default: the fine-tune's name or folder)")
+    p.add_argument("--device")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_generate)
 
 
 # -- mmlu -----------------------------------------------------------------------------------
@@ -224,9 +367,116 @@ def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
 # -- human rating ---------------------------------------------------------------------------
 
 
+def _count_or_all(text: str) -> int | None:
+    if text == "all":
+        return None
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected a positive number or 'all'")
+    return value
+
+
+def cmd_pairs_export(args: argparse.Namespace) -> int:
+    from evalkit.human.bundle import export_pairs
+
+    if not args.runs and not args.models:
+        raise EvalkitError("pass --runs RUN_A,RUN_B or --models NAME,NAME")
+    with open_store(args) as store:
+        bundle = export_pairs(store, runs=args.runs, models=args.models, eval_set=args.eval_set, n=args.n,
+                              baseline=args.baseline, seed=args.seed, title=args.title)
+    paths = bundle.write(args.out, force=args.force)
+    print(f"bundle {bundle.bundle_id}: {len(bundle.pairs)} pairs of {', '.join(bundle.models)}")
+    print(f"open {paths['page']} in a browser (or send it to raters); keep {paths['key']} to yourself")
+    return 0
+
+
+def cmd_pairs_from_preference(args: argparse.Namespace) -> int:
+    from evalkit.human.bundle import pairs_from_preference
+
+    bundle = pairs_from_preference(args.file, n=args.n, seed=args.seed, chosen_name=args.chosen_name,
+                                   rejected_name=args.rejected_name, title=args.title)
+    paths = bundle.write(args.out or Path(f"pairs-{args.file.stem}"), force=args.force)
+    print(f"bundle {bundle.bundle_id}: {len(bundle.pairs)} pairs ({args.chosen_name} vs {args.rejected_name}; answers in the key)")
+    print(f"open {paths['page']} in a browser (or send it to raters); keep {paths['key']} to yourself")
+    return 0
+
+
+def cmd_pairs_import(args: argparse.Namespace) -> int:
+    from evalkit.human.ratings import import_ratings
+    from evalkit.human.show import print_import
+
+    with open_store(args) as store:
+        result = import_ratings(store, args.key, args.ratings)
+    print_import(result)
+    return 0
+
+
+def cmd_pairs_agreement(args: argparse.Namespace) -> int:
+    from evalkit.human.agreement import agreement_report
+    from evalkit.human.show import print_agreement
+
+    with open_store(args) as store:
+        report = agreement_report(store, human_runs=args.human, judge_runs=args.judge)
+    print_agreement(report, args.format)
+    return 0
+
+
+def cmd_arena(args: argparse.Namespace) -> int:
+    from evalkit.human.arena import run_arena
+    from evalkit.human.show import bootstrap_progress, print_arena
+
+    with open_store(args) as store, bootstrap_progress(args.bootstrap) as progress:
+        result = run_arena(store, human_runs=args.runs, include_judge=args.include_judge or (),
+                           rounds=args.bootstrap, seed=args.seed, progress=progress)
+    print_arena(result, args.format)
+    return 0
+
+
 def _add_human(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [human-rating issue] pairs export|from-preference|import, arena
-    pass
+    pairs = sub.add_parser("pairs", parents=[parent], help="blind pairwise rating: bundles for the browser, ratings import")
+    pairs_sub = pairs.add_subparsers(dest="pairs_command", metavar="ACTION", required=True)
+
+    p = pairs_sub.add_parser("export", parents=[parent], help="a rating bundle (pairs.jsonl, key.json, rate.html) from generate runs")
+    p.add_argument("--runs", type=_csv_list, help="generate run ids, comma-separated")
+    p.add_argument("--models", type=_csv_list, help="model names (their newest finished generate run), comma-separated")
+    p.add_argument("--eval-set", help="with --models: only generate runs on this eval set")
+    p.add_argument("--n", type=_count_or_all, default=100, help="items to sample (every model pair per item), or 'all'")
+    p.add_argument("--baseline", help="run id or model name: pair every model with it instead of all pairs")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling items and shuffling sides and order (default: 0)")
+    p.add_argument("--title", help="heading shown to raters")
+    p.add_argument("--force", action="store_true", help="replace a different bundle already in --out")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the bundle to")
+    p.set_defaults(func=cmd_pairs_export)
+
+    p = pairs_sub.add_parser("from-preference", parents=[parent], help="a rating bundle from records with chosen/rejected responses")
+    p.add_argument("file", type=Path, help="JSON list or JSON lines with instruction, input, chosen, rejected")
+    p.add_argument("--n", type=_count_or_all, default=100, help="records to sample, or 'all'")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling and shuffling sides and order (default: 0)")
+    p.add_argument("--chosen-name", default="chosen", help="model name for the chosen responses")
+    p.add_argument("--rejected-name", default="rejected", help="model name for the rejected responses")
+    p.add_argument("--title", help="heading shown to raters")
+    p.add_argument("--force", action="store_true", help="replace a different bundle already in --out")
+    p.add_argument("--out", type=Path, help="folder to write the bundle to (default: pairs-<file name>)")
+    p.set_defaults(func=cmd_pairs_from_preference)
+
+    p = pairs_sub.add_parser("import", parents=[parent], help="store exported ratings in the bundle's human run")
+    p.add_argument("key", type=Path, help="the bundle's key.json")
+    p.add_argument("ratings", type=Path, nargs="+", help="ratings-<rater>.jsonl files exported by rate.html")
+    p.set_defaults(func=cmd_pairs_import)
+
+    p = pairs_sub.add_parser("agreement", parents=[parent], help="inter-rater and judge-human agreement, accuracy on known answers")
+    p.add_argument("--human", type=_csv_list, help="human run ids (default: all)")
+    p.add_argument("--judge", type=_csv_list, help="judge-pairwise run ids (default: all that share pairs)")
+    _add_format(p)
+    p.set_defaults(func=cmd_pairs_agreement)
+
+    p = sub.add_parser("arena", parents=[parent], help="Bradley-Terry ratings with bootstrap intervals (Chatbot Arena's method)")
+    p.add_argument("--runs", type=_csv_list, help="human run ids (default: all finished human runs)")
+    p.add_argument("--include-judge", type=_csv_list, metavar="RUN,...", help="judge-pairwise runs whose verdicts count as battles")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals (0: none)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    _add_format(p)
+    p.set_defaults(func=cmd_arena)
 
 
 # -- report, leaderboard, demo --------------------------------------------------------------

@@ -1,0 +1,187 @@
+"""Loading GPT-2 models: Hugging Face hub ids, local checkpoint directories, the book's ``.pth``
+files, or a random initialisation of a named size (for offline demos and benchmarks).
+
+Every model is a ``transformers.GPT2LMHeadModel``; every checkpoint evalkit writes is a directory
+that ``GPT2LMHeadModel.from_pretrained`` and ``lm_eval --model hf --model_args pretrained=DIR``
+load unchanged (weights, config, tokenizer files), with evalkit's own metadata beside them in
+``evalkit_finetune.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from evalkit.errors import EvalkitError
+
+HUB_MODELS = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl")
+METADATA_FILE = "evalkit_finetune.json"
+
+# Architectures for a random start (``init="random"``): the four OpenAI sizes, as in the book's
+# ``model_configs``, plus two small ones for demos and tests on a CPU.
+MODEL_SIZES: dict[str, dict[str, int]] = {
+    "gpt2-tiny": {"n_layer": 2, "n_head": 2, "n_embd": 64},
+    "gpt2-mini": {"n_layer": 4, "n_head": 4, "n_embd": 256},
+    "gpt2": {"n_layer": 12, "n_head": 12, "n_embd": 768},
+    "gpt2-medium": {"n_layer": 24, "n_head": 16, "n_embd": 1024},
+    "gpt2-large": {"n_layer": 36, "n_head": 20, "n_embd": 1280},
+    "gpt2-xl": {"n_layer": 48, "n_head": 25, "n_embd": 1600},
+}
+_ALIASES = {"gpt2-small": "gpt2", "gpt2-small (124M)": "gpt2", "gpt2-medium (355M)": "gpt2-medium",
+            "gpt2-large (774M)": "gpt2-large", "gpt2-xl (1558M)": "gpt2-xl"}
+
+
+def size_config(model_size: str, **overrides: Any):
+    """A ``GPT2Config`` for a named size (GPT-2's vocabulary and 1024 positions)."""
+    from transformers import GPT2Config
+
+    name = _ALIASES.get(model_size, model_size)
+    if name not in MODEL_SIZES:
+        raise EvalkitError(f"unknown model size {model_size!r}; choose one of {', '.join(MODEL_SIZES)}")
+    return GPT2Config(**{"vocab_size": 50257, "n_positions": 1024, **MODEL_SIZES[name], **overrides})
+
+
+def random_model(model_size: str = "gpt2-tiny", *, seed: int = 123, dropout: float | None = None):
+    """A randomly initialised ``GPT2LMHeadModel`` of a named size, the same for the same seed."""
+    import torch
+    from transformers import GPT2LMHeadModel
+
+    overrides = _dropout_kwargs(dropout)
+    config = size_config(model_size, **overrides)
+    devices = []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        model = GPT2LMHeadModel(config)
+    return model
+
+
+def _dropout_kwargs(dropout: float | None) -> dict[str, float]:
+    if dropout is None:
+        return {}
+    return {"resid_pdrop": dropout, "embd_pdrop": dropout, "attn_pdrop": dropout}
+
+
+def is_checkpoint_dir(path: str | os.PathLike[str]) -> bool:
+    return (Path(path) / "config.json").is_file()
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """evalkit's metadata beside a checkpoint's weights (empty for other checkpoints)."""
+    file = Path(path) / METADATA_FILE
+    if not file.is_file():
+        return {}
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EvalkitError(f"{file}: unreadable evalkit metadata ({exc})") from exc
+
+
+def model_name(spec: str | os.PathLike[str]) -> str:
+    """How a model is called in the results store: hub id, the name a fine-tune recorded, or
+    the folder / file name."""
+    text = str(spec)
+    if Path(text).is_dir():
+        meta = read_metadata(text)
+        return str(meta.get("name") or Path(text).resolve().name)
+    if text.endswith(".pth") and Path(text).is_file():
+        return Path(text).stem
+    if text.startswith("random:"):
+        return text
+    return text
+
+
+def tokenizer_spec_for(spec: str | os.PathLike[str] | None) -> str | None:
+    """The tokenizer to encode text for ``spec``: its own folder when it holds GPT-2 BPE files,
+    else tiktoken's ``gpt2`` (the same ids)."""
+    if spec is not None and Path(str(spec)).is_dir():
+        folder = Path(str(spec))
+        if (folder / "vocab.json").is_file() and (folder / "merges.txt").is_file():
+            return str(folder)
+    return None
+
+
+def load_model(
+    spec: str | os.PathLike[str],
+    *,
+    dropout: float | None = None,
+    device: str | None = None,
+    book_base: str | dict | None = None,
+):
+    """``(GPT2LMHeadModel, model_name)`` for a hub id, a checkpoint directory, a book ``.pth``
+    file (imported once into evalkit's cache), or ``random:<size>`` (random init, seed 123)."""
+    from transformers import GPT2LMHeadModel
+
+    text = str(spec)
+    name = model_name(text)
+    kwargs = _dropout_kwargs(dropout)
+    if text.startswith("random:"):
+        model = random_model(text.split(":", 1)[1], dropout=dropout)
+    elif text.endswith(".pth") and Path(text).is_file():
+        from finetune.book_import import import_book_checkpoint_cached
+
+        folder = import_book_checkpoint_cached(text, base=book_base or "gpt2-medium")
+        model = GPT2LMHeadModel.from_pretrained(folder, **kwargs)
+    elif Path(text).exists():
+        if not is_checkpoint_dir(text):
+            raise EvalkitError(
+                f"{text}: not a model: expected a Hugging Face checkpoint directory (config.json and weights) "
+                "or a .pth file saved by the book's code"
+            )
+        try:
+            model = GPT2LMHeadModel.from_pretrained(text, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise EvalkitError(f"{text}: could not load the checkpoint ({exc})") from exc
+    else:
+        try:
+            model = GPT2LMHeadModel.from_pretrained(text, **kwargs)
+        except OSError as exc:
+            raise EvalkitError(
+                f"could not load {text!r} from the Hugging Face Hub ({str(exc).splitlines()[0][:200]}). "
+                "Without internet access pass a local checkpoint directory (--model DIR), a book .pth file, "
+                "or start from random weights (--init random --model-size gpt2-tiny|gpt2|...)"
+            ) from exc
+    if device:
+        model.to(device)
+    return model, name
+
+
+_TOKENIZER_FILES: dict[str | None, Path] = {}
+
+
+def _tokenizer_files(spec: str | None) -> Path:
+    """A folder of Hugging Face tokenizer files for ``spec``, built once per process (building
+    the fast tokenizer takes seconds; checkpoints are written often)."""
+    import tempfile
+
+    from evalkit.assets import save_hf_tokenizer
+
+    folder = _TOKENIZER_FILES.get(spec)
+    if folder is None or not folder.is_dir():
+        folder = Path(tempfile.mkdtemp(prefix="evalkit-tokenizer-"))
+        save_hf_tokenizer(folder, spec)
+        _TOKENIZER_FILES[spec] = folder
+    return folder
+
+
+def save_checkpoint_dir(model, out_dir: str | os.PathLike[str], *, tokenizer: str | None, metadata: dict[str, Any]) -> Path:
+    """Write a loadable Hugging Face GPT-2 directory: weights and config (``save_pretrained``),
+    tokenizer files, and ``evalkit_finetune.json``."""
+    import shutil
+
+    import transformers.utils.logging as hf_logging
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    quiet = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # one "Writing model shards" bar per checkpoint is noise
+    try:
+        getattr(model, "module", model).save_pretrained(out)
+    finally:
+        if quiet:
+            hf_logging.enable_progress_bar()
+    for file in _tokenizer_files(tokenizer).iterdir():
+        shutil.copyfile(file, out / file.name)
+    (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    return out
