@@ -88,8 +88,11 @@ def print_table(rows: list[dict[str, Any]], model_a: str, model_b: str) -> None:
         notes.extend(_mode_notes(row))
     tested = rows[0]["detail"].get("holm_family_size", 0) if rows else 0
     units = ", ".join(dict.fromkeys(f"{r['mode']} in {r['unit']}" for r in rows if r.get("unit")))
-    notes.insert(0, f"B - A > 0 favours B ({units}). Verdicts use Holm-adjusted p-values across the "
-                    f"{tested} test{'s' if tested != 1 else ''} shown (several tests were run) at alpha {alpha:g}; "
+    family = (
+        f"Holm-adjusted p-values across the {tested} tests shown (several tests were run)"
+        if tested > 1 else "the p-value of the one test shown (nothing to adjust)"
+    )
+    notes.insert(0, f"B - A > 0 favours B ({units}). Verdicts use {family} at alpha {alpha:g}; "
                     "indented rows are descriptive, not adjusted.")
     out = console()
     if not out.is_terminal:
