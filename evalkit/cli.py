@@ -496,7 +496,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     with open_store(args) as store:
         rows = compare_models(
-            store, args.model_a, args.model_b, metrics=args.metrics, alpha=args.alpha, bootstrap=args.bootstrap, seed=args.seed
+            store, args.model_a, args.model_b, metrics=args.metrics, alpha=args.alpha, bootstrap=args.bootstrap,
+            seed=args.seed, progress=sys.stderr.isatty(),
         )
     write(rows, args.format, args.model_a, args.model_b)
     return 0

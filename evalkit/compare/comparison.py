@@ -36,6 +36,7 @@ def compare_models(
     alpha: float = 0.05,
     bootstrap: int = 10000,
     seed: int = 0,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per mode (see :mod:`evalkit.compare.modes` for the keys), B compared with A.
 
@@ -43,6 +44,7 @@ def compare_models(
     asked for by name is always shown, refused with the reason when it cannot be compared).
     Verdicts use Holm-adjusted p-values across the modes shown; intervals are at level
     1 - alpha; resampling is seeded per mode, so the same store and seed give the same numbers.
+    ``progress`` shows a progress bar (on stderr) for the Bradley-Terry refits, the slow part.
     """
     if model_a == model_b:
         raise EvalkitError(f"compare needs two different models (got {model_a!r} twice)")
@@ -63,7 +65,9 @@ def compare_models(
     for mode in asked or MODES:
         rng = np.random.default_rng([seed, zlib.crc32(mode.encode())])
         try:
-            row = _MODE_FUNCTIONS[mode](store, model_a, model_b, rounds=bootstrap, rng=rng, level=level, seed=seed)
+            row = _MODE_FUNCTIONS[mode](
+                store, model_a, model_b, rounds=bootstrap, rng=rng, level=level, seed=seed, progress=progress
+            )
         except NoRuns as exc:
             if asked is None:
                 continue
@@ -101,7 +105,7 @@ def _require(payload: dict, name: str, run: RunRecord, item_id: str) -> Any:
     return payload[name]
 
 
-def _mmlu(store, model_a, model_b, *, rounds, rng, level, seed) -> dict:
+def _mmlu(store, model_a, model_b, *, rounds, rng, level, **_) -> dict:
     paired = select_pair(store, "mmlu", model_a, model_b)
     correct_a = np.array([bool(_require(p, "correct", paired.run_a, i)) for i, p in zip(paired.item_ids, paired.payloads_a)])
     correct_b = np.array([bool(_require(p, "correct", paired.run_b, i)) for i, p in zip(paired.item_ids, paired.payloads_b)])
@@ -117,7 +121,7 @@ def _mmlu(store, model_a, model_b, *, rounds, rng, level, seed) -> dict:
 # -- judge score ----------------------------------------------------------------------------
 
 
-def _judge_score(store, model_a, model_b, *, rounds, rng, level, seed) -> dict:
+def _judge_score(store, model_a, model_b, *, rounds, rng, level, **_) -> dict:
     paired = select_pair(store, "judge-score", model_a, model_b)
     keep = [
         (pa["score"], pb["score"])
@@ -166,7 +170,7 @@ def _head_to_head_runs(store: ResultsStore, model_a: str, model_b: str) -> list[
     return found
 
 
-def _judge_pairwise(store, model_a, model_b, *, rounds, rng, level, seed) -> dict:
+def _judge_pairwise(store, model_a, model_b, *, rounds, rng, level, **_) -> dict:
     head_runs = _head_to_head_runs(store, model_a, model_b)
     skip = {r.id for r in head_runs}
     head_row = None
@@ -218,7 +222,7 @@ def _head_to_head(store, run: RunRecord, model_a, model_b, *, rounds, rng, level
 # -- human votes ----------------------------------------------------------------------------
 
 
-def _human(store, model_a, model_b, *, rounds, rng, level, seed) -> dict:
+def _human(store, model_a, model_b, *, rounds, level, seed, progress, **_) -> dict:
     human_runs = [r.id for r in store.list_runs(kind="human", status="done")]
     if not human_runs:
         raise NoRuns("no finished human runs in the store")
@@ -239,19 +243,30 @@ def _human(store, model_a, model_b, *, rounds, rng, level, seed) -> dict:
     a_wins, b_wins = int(np.sum(winner == model_a)), int(np.sum(winner == model_b))
     row = compare_votes(a_wins, b_wins, len(pair) - a_wins - b_wins, level=level)
     row["runs"] = {"human": ",".join(human_runs)}
-    row["detail"]["bradley_terry"] = _bradley_terry(battles, model_a, model_b, rounds=rounds, seed=seed, level=level)
+    row["detail"]["bradley_terry"] = _bradley_terry(
+        battles, model_a, model_b, rounds=rounds, seed=seed, level=level, progress=progress
+    )
     if a_wins + b_wins == 0:
         raise _refuse_with(row, f"no decisive head-to-head human votes between {model_a!r} and {model_b!r} "
                            f"({len(pair)} ties); the Bradley-Terry difference is in the detail")
     return row
 
 
-def _bradley_terry(battles, model_a, model_b, *, rounds, seed, level) -> dict:
+def _bradley_terry(battles, model_a, model_b, *, rounds, seed, level, progress) -> dict:
     from evalkit.human.arena import bootstrap_bradley_terry, fit_bradley_terry
 
     ratings = fit_bradley_terry(battles)
     rounds = min(rounds, BT_MAX_ROUNDS)
-    draws = bootstrap_bradley_terry(battles, rounds=rounds, seed=seed)
+    if progress:
+        from rich.progress import Progress
+
+        from evalkit.output import console
+
+        with Progress(console=console(stderr=True), transient=True) as bar:
+            task = bar.add_task("Bradley-Terry bootstrap", total=rounds)
+            draws = bootstrap_bradley_terry(battles, rounds=rounds, seed=seed, progress=lambda k: bar.advance(task, k))
+    else:
+        draws = bootstrap_bradley_terry(battles, rounds=rounds, seed=seed)
     differences = (draws[model_b] - draws[model_a]).to_numpy(dtype=float)
     low, high = percentile_interval(differences, level)
     return {

@@ -43,6 +43,13 @@ def test_head_to_head_record_exact_interval_and_bradley_terry(store):
     assert bt["rounds"] == 200 and bt["battles"] == len(VOTES)
 
 
+def test_progress_bar_does_not_change_the_numbers(store, capsys):
+    builders.human_run(store, VOTES)
+    quiet = compare_models(store, "A", "B", bootstrap=50, seed=5)
+    assert compare_models(store, "A", "B", bootstrap=50, seed=5, progress=True) == quiet
+    assert capsys.readouterr().out == ""  # the bar goes to stderr
+
+
 def test_no_decisive_votes_is_refused_but_keeps_bradley_terry(store):
     builders.human_run(store, [("A", "B", "tie")] * 3 + [("C", "A", "a"), ("C", "B", "b"), ("A", "C", "a")])
     row = compare_models(store, "A", "B", bootstrap=100)[0]
