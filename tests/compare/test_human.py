@@ -55,6 +55,9 @@ def test_no_decisive_votes_is_refused_but_keeps_bradley_terry(store):
     row = compare_models(store, "A", "B", bootstrap=100)[0]
     assert row["verdict"] == REFUSED and "no decisive head-to-head human votes" in row["refused"]
     assert row["detail"]["bradley_terry"]["battles"] == 6
+    row = compare_models(store, "A", "Z", metrics=["human"], bootstrap=10)[0]
+    assert row["refused"] == "no human votes on 'Z'"
+    assert compare_models(store, "Y", "Z", metrics=["human"])[0]["refused"] == "no human votes on 'Y' or 'Z'"
 
 
 def test_all_four_kinds_end_to_end(store):
