@@ -21,20 +21,22 @@ def _within(observed: float, expected: float, seeds: int = SEEDS, sds: float = 4
     return abs(observed - expected) <= sds * np.sqrt(expected * (1 - expected) / seeds) + 1e-9
 
 
+def _two_sided_half(c: np.ndarray, d: int) -> np.ndarray:
+    """Exact two-sided binomial p-value at p = 1/2 (symmetric: twice the smaller tail)."""
+    return np.minimum(1.0, 2 * np.minimum(stats.binom.cdf(c, d, 0.5), stats.binom.sf(c - 1, d, 0.5)))
+
+
 def _exact_mcnemar_rejection_rate(n: int, p_a_only: float, p_b_only: float, *, direction_b: bool) -> float:
     """P(exact McNemar p < alpha [and B ahead]) by summing over the discordant counts."""
     discordant = stats.binom(n, p_a_only + p_b_only)
     share_b = p_b_only / (p_a_only + p_b_only)
     total = 0.0
     for d in range(1, n + 1):
-        weight = discordant.pmf(d)
-        if weight < 1e-12:
-            continue
-        for c in range(d + 1):
-            if direction_b and c * 2 <= d:
-                continue
-            if stats.binomtest(c, d).pvalue < ALPHA:
-                total += weight * stats.binom.pmf(c, d, share_b)
+        c = np.arange(d + 1)
+        rejects = _two_sided_half(c, d) < ALPHA
+        if direction_b:
+            rejects &= 2 * c > d
+        total += discordant.pmf(d) * stats.binom.pmf(c[rejects], d, share_b).sum()
     return total
 
 
@@ -114,15 +116,11 @@ def test_judge_pairwise_identical_models_sign_test():
 def test_human_votes_power_matches_exact_binomial():
     votes, ties, p_b = 60, 0.2, 0.7
     # exact probability that the two-sided test rejects with B ahead, over the number of ties too
-    expected = sum(
-        stats.binom.pmf(decisive, votes, 1 - ties)
-        * sum(
-            stats.binom.pmf(k, decisive, p_b)
-            for k in range(decisive + 1)
-            if 2 * k > decisive and stats.binomtest(k, decisive).pvalue < ALPHA
-        )
-        for decisive in range(1, votes + 1)
-    )
+    expected = 0.0
+    for decisive in range(1, votes + 1):
+        k = np.arange(decisive + 1)
+        rejects = (_two_sided_half(k, decisive) < ALPHA) & (2 * k > decisive)
+        expected += stats.binom.pmf(decisive, votes, 1 - ties) * stats.binom.pmf(k[rejects], decisive, p_b).sum()
     detected = 0
     for seed in range(SEEDS):
         rng = np.random.default_rng(4000 + seed)
