@@ -252,11 +252,24 @@ def _human(store, model_a, model_b, *, rounds, level, seed, progress, **_) -> di
     return row
 
 
-def _bradley_terry(battles, model_a, model_b, *, rounds, seed, level, progress) -> dict:
-    from evalkit.human.arena import bootstrap_bradley_terry, fit_bradley_terry
+# Ratings fitted on all human votes are the same for every pair of models, so comparing many
+# pairs (the report does) refits them once: keyed by the battles' content, rounds and seed.
+_BT_CACHE: dict[tuple, tuple[Any, Any]] = {}
+_BT_CACHE_SIZE = 4
 
+
+def _bradley_terry_fits(battles, *, rounds: int, seed: int, progress: bool):
+    import hashlib
+
+    import pandas as pd
+
+    from evalkit.human.arena import BATTLE_COLUMNS, bootstrap_bradley_terry, fit_bradley_terry
+
+    rows = pd.util.hash_pandas_object(battles[list(BATTLE_COLUMNS)], index=False).to_numpy()
+    key = (hashlib.sha256(rows.tobytes()).hexdigest(), rounds, seed)
+    if key in _BT_CACHE:
+        return _BT_CACHE[key]
     ratings = fit_bradley_terry(battles)
-    rounds = min(rounds, BT_MAX_ROUNDS)
     if progress:
         from rich.progress import Progress
 
@@ -267,6 +280,15 @@ def _bradley_terry(battles, model_a, model_b, *, rounds, seed, level, progress) 
             draws = bootstrap_bradley_terry(battles, rounds=rounds, seed=seed, progress=lambda k: bar.advance(task, k))
     else:
         draws = bootstrap_bradley_terry(battles, rounds=rounds, seed=seed)
+    while len(_BT_CACHE) >= _BT_CACHE_SIZE:
+        _BT_CACHE.pop(next(iter(_BT_CACHE)))
+    _BT_CACHE[key] = (ratings, draws)
+    return ratings, draws
+
+
+def _bradley_terry(battles, model_a, model_b, *, rounds, seed, level, progress) -> dict:
+    rounds = min(rounds, BT_MAX_ROUNDS)
+    ratings, draws = _bradley_terry_fits(battles, rounds=rounds, seed=seed, progress=progress)
     differences = (draws[model_b] - draws[model_a]).to_numpy(dtype=float)
     low, high = percentile_interval(differences, level)
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from evalkit.compare import B_BETTER, NO_DIFFERENCE, REFUSED, compare_models
+from evalkit.compare import B_BETTER, NO_DIFFERENCE, REFUSED, comparison, compare_models
 from tests.compare import builders
 from tests.compare.test_compare_models import MMLU_A, MMLU_B, PREFS_A, PREFS_B, SCORES_A, SCORES_B
 
@@ -46,8 +46,20 @@ def test_head_to_head_record_exact_interval_and_bradley_terry(store):
 def test_progress_bar_does_not_change_the_numbers(store, capsys):
     builders.human_run(store, VOTES)
     quiet = compare_models(store, "A", "B", bootstrap=50, seed=5)
+    comparison._BT_CACHE.clear()
     assert compare_models(store, "A", "B", bootstrap=50, seed=5, progress=True) == quiet
     assert capsys.readouterr().out == ""  # the bar goes to stderr
+
+
+def test_bradley_terry_fits_are_shared_between_pairs(store):
+    builders.human_run(store, VOTES)
+    comparison._BT_CACHE.clear()
+    ab = compare_models(store, "A", "B", bootstrap=60)[0]["detail"]["bradley_terry"]
+    cb = compare_models(store, "C", "B", bootstrap=60)[0]["detail"]["bradley_terry"]
+    assert len(comparison._BT_CACHE) == 1 and cb["b"] == ab["b"]
+    builders.human_run(store, [("A", "C", "a")], bundle="b9")  # new votes: refitted
+    compare_models(store, "A", "B", bootstrap=60)
+    assert len(comparison._BT_CACHE) == 2
 
 
 def test_no_decisive_votes_is_refused_but_keeps_bradley_terry(store):
