@@ -116,6 +116,8 @@ def _mode_notes(row: dict[str, Any]) -> list[str]:
     if "ties_policy" in detail:
         notes.append(f"{mode}: head-to-head record A {detail['a_wins']} - B {detail['b_wins']}, "
                      f"{detail['ties']} ties ({detail['ties_policy']} from the test)")
+    if "common_reference" in detail:
+        notes.append(f"{mode}: head-to-head judge run only; against a common reference: {detail['common_reference']}")
     notes.extend(f"{mode}: {note}" for note in detail.get("notes", []))
     return notes
 

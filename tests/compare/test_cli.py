@@ -65,6 +65,17 @@ def test_table_shows_verdicts_notes_and_refusals(tmp_path, run_cli):
     assert "exact McNemar" in out
 
 
+def test_table_of_a_head_to_head_only_comparison_says_so(tmp_path, run_cli):
+    from evalkit.store import ResultsStore
+
+    with ResultsStore(tmp_path / "evalkit.db") as store:
+        builders.pairwise_run(store, "ckpt-b", builders.instructions(8), [2, 2, 2, 1.5, 1, 2, 2, 2], reference="ckpt-a")
+    rc, out, _ = run_cli("compare", "ckpt-a", "ckpt-b", "--bootstrap", "100")
+    assert rc == 0
+    assert "judge-pairwise: head-to-head judge run only; against a common reference: not compared: no finished" in out
+    assert "the p-value of the one test shown (nothing to adjust)" in out
+
+
 def test_errors_exit_2_with_one_line(tmp_path, run_cli):
     _fill(tmp_path / "evalkit.db")
     rc, out, err = run_cli("compare", "ckpt-a", "ckpt-a")
