@@ -427,7 +427,7 @@ def cmd_arena(args: argparse.Namespace) -> int:
 
     with open_store(args) as store, bootstrap_progress(args.bootstrap) as progress:
         result = run_arena(store, human_runs=args.runs, include_judge=args.include_judge or (),
-                           rounds=args.bootstrap, seed=args.seed, progress=progress)
+                           rounds=args.bootstrap, seed=args.seed, progress=progress, n_jobs=args.jobs)
     print_arena(result, args.format)
     return 0
 
@@ -475,6 +475,7 @@ def _add_human(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
     p.add_argument("--include-judge", type=_csv_list, metavar="RUN,...", help="judge-pairwise runs whose verdicts count as battles")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals (0: none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--jobs", type=int, default=1, help="processes for the bootstrap (-1: all cores); same result for any value")
     _add_format(p)
     p.set_defaults(func=cmd_arena)
 

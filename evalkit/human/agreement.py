@@ -1,7 +1,7 @@
 """Agreement between raters, between an LLM judge and people, and with known answers.
 
-Votes on the same instruction and the same two models are compared whichever side each model
-was shown on: every vote becomes a label relative to the pair's models in sorted order
+Votes on the same pair (instruction, two models, their two responses) are compared whichever
+side each model was shown on: every vote becomes a label relative to the pair's models in sorted order
 (``first`` won, ``second`` won, ``tie``; "both bad" is a tie, as in the ratings).
 
 Agreement follows MT-bench (Zheng et al. 2023, FastChat ``compute_agreement.py``): the share of
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import EvalkitError
 from evalkit.items import instruction_item_id
+from evalkit.store import content_hash
 
 if TYPE_CHECKING:
     from evalkit.store import ResultsStore
@@ -32,19 +33,26 @@ LABELS = ("first", "second", "tie")
 
 @dataclass(frozen=True)
 class Vote:
-    """One verdict on one pair: ``key`` = (item id, first model, second model), models sorted."""
+    """One verdict on one pair: ``key`` = (item id, first model, second model, responses hash),
+    models sorted."""
 
-    key: tuple[str, str, str]
+    key: tuple[str, str, str, str]
     rater: str
     label: str  # "first", "second" or "tie"
 
 
-def pair_key(instruction: str, input_text: str | None, model_x: str, model_y: str) -> tuple[str, str, str]:
-    first, second = sorted((str(model_x), str(model_y)))
-    return (instruction_item_id(instruction, input_text or ""), first, second)
+def pair_key(
+    instruction: str, input_text: str | None, model_x: str, response_x: str, model_y: str, response_y: str
+) -> tuple[str, str, str, str]:
+    """Identifies "the same pair" across bundles and judge runs: the same instruction, the same
+    two models and the same two responses (whitespace at the ends ignored: some tools strip it;
+    one instruction can occur twice in a data set with other responses)."""
+    (first, r_first), (second, r_second) = sorted(((str(model_x), response_x), (str(model_y), response_y)))
+    texts = content_hash([str(r_first or "").strip(), str(r_second or "").strip()])
+    return (instruction_item_id(instruction, input_text or ""), first, second, texts)
 
 
-def label_for(key: tuple[str, str, str], winner: str | None) -> str:
+def label_for(key: tuple[str, ...], winner: str | None) -> str:
     """``winner`` is the winning model's name, or None for a tie."""
     if winner is None:
         return "tie"
@@ -61,12 +69,15 @@ def label_for(key: tuple[str, str, str], winner: str | None) -> str:
 def cohen_kappa(x: Sequence[str], y: Sequence[str]) -> float | None:
     """Cohen's kappa (scikit-learn) on the three labels; None where it is undefined (no votes,
     or both sides used a single label so chance agreement is 1)."""
+    from sklearn.exceptions import UndefinedMetricWarning
     from sklearn.metrics import cohen_kappa_score
 
     if not x:
         return None
     with warnings.catch_warnings():
+        # undefined cases come back as NaN (-> None) without a warning per rater pair
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
         value = cohen_kappa_score(list(x), list(y), labels=list(LABELS))
     return None if value is None or math.isnan(value) else float(value)
 
@@ -109,7 +120,7 @@ def human_votes(store: ResultsStore, run_ids: Iterable[str] | None = None) -> tu
         for _, p in store.samples(run.id):
             if p.get("instruction") is None or not p.get("model_a") or not p.get("model_b"):
                 continue  # e.g. battles imported without the instruction: nothing to match on
-            key = pair_key(p["instruction"], p.get("input"), p["model_a"], p["model_b"])
+            key = pair_key(p["instruction"], p.get("input"), p["model_a"], p.get("response_a"), p["model_b"], p.get("response_b"))
             side = {"a": p["model_a"], "b": p["model_b"]}
             votes.append(Vote(key, str(p.get("rater")), label_for(key, side.get(p.get("outcome")))))
             if p.get("chosen") in side:
@@ -130,7 +141,7 @@ def judge_votes(store: ResultsStore, run_id: str) -> list[Vote]:
         winner = _preference_winner(p.get("preference"))
         if winner is None or p.get("instruction") is None:
             continue
-        key = pair_key(p["instruction"], p.get("input"), p["generator_1"], p["generator_2"])
+        key = pair_key(p["instruction"], p.get("input"), p["generator_1"], p.get("output_1"), p["generator_2"], p.get("output_2"))
         model = {"model_a": p["generator_1"], "model_b": p["generator_2"]}.get(winner)
         votes.append(Vote(key, rater, label_for(key, model)))
     return votes

@@ -22,9 +22,10 @@ bootstrap round too.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -144,21 +145,29 @@ class _Aggregated:
         return np.r_[w_i, w_j]
 
 
-def _fit(agg: _Aggregated, x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Ratings (Elo scale, mean INIT_RATING) of ``agg.models``; NaN for a model with no battles."""
+def _estimator(*, warm_start: bool = False):
     from sklearn.linear_model import LogisticRegression
 
+    # C=inf is sklearn's spelling of penalty=None (deprecated in 1.8): Arena's unpenalised fit.
+    return LogisticRegression(fit_intercept=False, C=np.inf, tol=_TOL, max_iter=_MAX_ITER, warm_start=warm_start)
+
+
+def _fit(agg: _Aggregated, x: np.ndarray, y: np.ndarray, weights: np.ndarray, warm=None) -> np.ndarray:
+    """Ratings (Elo scale, mean INIT_RATING) of ``agg.models``; NaN for a model with no battles.
+
+    ``warm``: an estimator with ``warm_start`` to start from its last solution; used only when
+    every model is present (the number of coefficients must not change).
+    """
     n_pairs = len(agg.pair_i)
     pair_used = (weights[:n_pairs] + weights[n_pairs:]) > 0
     rows = np.r_[pair_used, pair_used]
     present = np.zeros(len(agg.models), dtype=bool)
     present[agg.pair_i[pair_used]] = True
     present[agg.pair_j[pair_used]] = True
-    # C=inf is sklearn's spelling of penalty=None (deprecated in 1.8): Arena's unpenalised fit.
-    model = LogisticRegression(fit_intercept=False, C=np.inf, tol=_TOL, max_iter=_MAX_ITER)
+    model = warm if warm is not None and present.all() else _estimator()
     with warnings.catch_warnings():
         # a model that won (or lost) every battle has no finite MLE; callers report that
-        # through unbounded_models() instead of a ConvergenceWarning on every bootstrap round
+        # through separated_groups() instead of a ConvergenceWarning on every bootstrap round
         warnings.simplefilter("ignore")
         model.fit(x[rows][:, present], y[rows], sample_weight=weights[rows])
     ratings = np.full(len(agg.models), np.nan)
@@ -167,11 +176,19 @@ def _fit(agg: _Aggregated, x: np.ndarray, y: np.ndarray, weights: np.ndarray) ->
     return ratings
 
 
-def _single_thread():
-    """BLAS threads only add overhead on matrices this small (and the machine may be shared)."""
+@contextlib.contextmanager
+def _fast_fits() -> Iterator[None]:
+    """Settings for many fits of a small, already checked design.
+
+    BLAS threads only add overhead on matrices this small (and the machine may be shared), and
+    scikit-learn's per-call input and parameter checks cost more than the fit itself here: the
+    design is built (finite) by this module and the parameters are constants.
+    """
+    from sklearn import config_context
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=1)
+    with threadpool_limits(limits=1), config_context(assume_finite=True, skip_parameter_validation=True):
+        yield
 
 
 def fit_bradley_terry(battles: pd.DataFrame) -> pd.Series:
@@ -180,9 +197,29 @@ def fit_bradley_terry(battles: pd.DataFrame) -> pd.Series:
     if agg.n_battles == 0:
         raise EvalkitError("no battles to rate")
     x, y = agg.design()
-    with _single_thread():
+    with _fast_fits():
         ratings = _fit(agg, x, y, agg.weights(agg.counts))
     return pd.Series(ratings, index=agg.models, name="rating").sort_values(ascending=False)
+
+
+_CHUNK = 50  # bootstrap rounds per task; fixed, so results do not depend on n_jobs
+
+
+def _bootstrap_chunk(agg: _Aggregated, counts: np.ndarray) -> tuple[np.ndarray, int]:
+    """Fit the rounds given by rows of category ``counts``: (ratings, rounds without finite MLE)."""
+    x, y = agg.design()
+    out = np.empty((len(counts), len(agg.models)))
+    not_finite = 0
+    with _fast_fits():
+        # each round starts from the previous solution (all near the full-data estimate, where
+        # the chunk starts): fewer L-BFGS iterations, the same optimum to the tolerance
+        warm = _estimator(warm_start=True)
+        _fit(agg, x, y, agg.weights(agg.counts), warm)
+        for k, round_counts in enumerate(counts):
+            weights = agg.weights(round_counts.astype(np.float64))
+            out[k] = _fit(agg, x, y, weights, warm)
+            not_finite += not _mle_exists(agg, weights)
+    return out, not_finite
 
 
 def bootstrap_bradley_terry(
@@ -191,58 +228,103 @@ def bootstrap_bradley_terry(
     seed: int = 0,
     *,
     progress: Callable[[int], None] | None = None,
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """Ratings refitted on ``rounds`` resamples of the battles (rows: rounds, columns: models,
-    ordered by median rating as Arena does). A model absent from a resample is NaN in that round."""
+    ordered by median rating as Arena does). A model absent from a resample is NaN in that round.
+    ``attrs["rounds_without_finite_ratings"]`` counts the rounds where the estimate does not exist.
+
+    ``n_jobs`` > 1 fits chunks of rounds in that many processes (joblib); the resamples are drawn
+    here, in order, so the result is the same for any ``n_jobs``.
+    """
     agg = _Aggregated.from_battles(battles)
     if agg.n_battles == 0:
         raise EvalkitError("no battles to rate")
     rng = np.random.default_rng(seed)
-    x, y = agg.design()
     probabilities = agg.counts / agg.counts.sum()
-    out = np.empty((rounds, len(agg.models)))
-    with _single_thread():
-        for r in range(rounds):
-            counts = rng.multinomial(agg.n_battles, probabilities).astype(np.float64)
-            out[r] = _fit(agg, x, y, agg.weights(counts))
-            if progress is not None:
-                progress(1)
+
+    def chunks() -> Iterator[np.ndarray]:
+        for start in range(0, rounds, _CHUNK):
+            yield rng.multinomial(agg.n_battles, probabilities, size=min(_CHUNK, rounds - start))
+
+    if n_jobs == 1:
+        results: Iterable[tuple[np.ndarray, int]] = (_bootstrap_chunk(agg, c) for c in chunks())
+    else:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_bootstrap_chunk)(agg, c) for c in chunks())
+    parts, not_finite = [], 0
+    for ratings, bad in results:
+        parts.append(ratings)
+        not_finite += bad
+        if progress is not None:
+            progress(len(ratings))
+    out = np.concatenate(parts) if parts else np.empty((0, len(agg.models)))
     frame = pd.DataFrame(out, columns=agg.models)
-    return frame[frame.median().sort_values(ascending=False).index]
+    frame = frame[frame.median().sort_values(ascending=False).index]
+    # rounds in which some model won (or lost) everything: its rating there is arbitrary
+    frame.attrs["rounds_without_finite_ratings"] = not_finite
+    return frame
 
 
 # -- what the ratings can and cannot say --------------------------------------------------------
 
 
-def unbounded_models(battles: pd.DataFrame) -> list[str]:
-    """Models whose maximum-likelihood rating does not exist (Ford's condition fails).
-
-    A model (or group) that never lost to the rest of its connected group, or never beat it,
-    would be pushed to +/- infinity; the optimiser stops somewhere arbitrary. Ties count as half a
-    win both ways, so they connect both directions.
-    """
+def _score_graph(agg: _Aggregated, weights: np.ndarray):
+    """Components of the graph with an edge i -> j when i scored against j (won or tied)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    agg = _Aggregated.from_battles(battles)
-    m = len(agg.models)
-    if m < 2:
-        return []
-    w = agg.weights(agg.counts)
-    n_pairs = len(agg.pair_i)
-    # edge i -> j when i scored against j (won or tied)
+    m, n_pairs = len(agg.models), len(agg.pair_i)
     src = np.r_[agg.pair_i, agg.pair_j]
     dst = np.r_[agg.pair_j, agg.pair_i]
-    positive = np.r_[w[:n_pairs], w[n_pairs:]] > 0
+    points = np.r_[weights[:n_pairs], weights[n_pairs:]]  # half-points i scored against j
+    positive = points > 0
     graph = coo_matrix((np.ones(positive.sum()), (src[positive], dst[positive])), shape=(m, m))
     _, weak = connected_components(graph, directed=True, connection="weak")
     _, strong = connected_components(graph, directed=True, connection="strong")
+    return weak, strong, src, dst, points
+
+
+def _mle_exists(agg: _Aggregated, weights: np.ndarray) -> bool:
+    weak, strong, *_ = _score_graph(agg, weights)
+    return len(np.unique(weak)) == len(np.unique(strong))
+
+
+def separated_groups(battles: pd.DataFrame) -> list[list[list[str]]]:
+    """Where the maximum-likelihood ratings do not exist (Ford's condition fails).
+
+    Among models compared with each other, a group that never lost to the rest (or never beat
+    it) would be pushed to +/- infinity, and the optimiser stops somewhere arbitrary. For each
+    such set of compared models, returns its groups (strongly connected in "scored against",
+    ties counting both ways) from the best to the worst; empty when all ratings are finite.
+    """
+    agg = _Aggregated.from_battles(battles)
+    if len(agg.models) < 2:
+        return []
+    weak, strong, src, dst, points = _score_graph(agg, agg.weights(agg.counts))
     out = []
-    for k, model in enumerate(agg.models):
-        same_weak = weak == weak[k]
-        if not np.all(strong[same_weak] == strong[k]):
-            out.append(model)
+    for component in np.unique(weak):
+        members = np.flatnonzero(weak == component)
+        groups = np.unique(strong[members])
+        if len(groups) < 2:
+            continue
+        # order groups by their net points against the rest: in a separated set of groups the
+        # group that never lost comes first, the one that never scored last
+        net = {}
+        for g in groups:
+            inside = strong == g
+            out_pts = points[inside[src] & ~inside[dst]].sum()
+            in_pts = points[~inside[src] & inside[dst]].sum()
+            net[g] = out_pts - in_pts
+        ordered = sorted(groups, key=lambda g: -net[g])
+        out.append([sorted(agg.models[k] for k in members if strong[k] == g) for g in ordered])
     return out
+
+
+def unbounded_models(battles: pd.DataFrame) -> list[str]:
+    """Models whose rating has no finite maximum-likelihood estimate (see separated_groups)."""
+    return sorted(model for groups in separated_groups(battles) for group in groups for model in group)
 
 
 def disconnected_groups(battles: pd.DataFrame) -> list[list[str]]:
@@ -315,12 +397,13 @@ def arena_ratings(
     rounds: int = 1000,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    n_jobs: int = 1,
 ) -> ArenaResult:
     """Ratings of all models in ``battles`` with bootstrap 95% intervals, best first."""
     if len(battles) == 0:
         raise EvalkitError("no battles to rate: import ratings with `evalkit pairs import` or pass --include-judge")
     ratings = fit_bradley_terry(battles)
-    boot = bootstrap_bradley_terry(battles, rounds, seed, progress=progress) if rounds > 0 else None
+    boot = bootstrap_bradley_terry(battles, rounds, seed, progress=progress, n_jobs=n_jobs) if rounds > 0 else None
     counts = battle_counts(battles)
     rows = []
     for model, rating in ratings.items():
@@ -338,12 +421,19 @@ def arena_ratings(
             }
         )
     notes = []
-    unbounded = unbounded_models(battles)
-    if unbounded:
+    for groups in separated_groups(battles):
+        order = " > ".join(", ".join(g) for g in groups)
         notes.append(
-            f"{', '.join(unbounded)}: won or lost every battle against the models it met, so "
-            "the rating has no finite estimate (the number shown is where the optimiser stopped); "
-            "collect more votes"
+            f"no finite ratings for {order}: each group won (or tied) every battle against the groups "
+            "after it, so the gaps between them are unbounded and the numbers shown are where the "
+            "optimiser stopped; collect more votes"
+        )
+    if boot is not None and boot.attrs.get("rounds_without_finite_ratings"):
+        share = boot.attrs["rounds_without_finite_ratings"] / rounds
+        notes.append(
+            f"in {share:.0%} of the bootstrap rounds some model won (or lost) every battle it had, so its "
+            "rating there has no finite value and the intervals are wider than the data can "
+            "pin down; collect more votes"
         )
     groups = disconnected_groups(battles)
     if len(groups) > 1:
@@ -443,6 +533,7 @@ def run_arena(
     rounds: int = 1000,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    n_jobs: int = 1,
 ) -> ArenaResult:
     """Rate every model in the chosen runs and store the table as an ``arena`` run."""
     from evalkit.store import Metric, content_hash
@@ -453,10 +544,11 @@ def run_arena(
             "no battles in the store: import ratings with `evalkit pairs import KEY RATINGS...` "
             "(or Chatbot Arena battles with `evalkit import arena`), or pass --include-judge RUN"
         )
-    result = arena_ratings(battles, rounds=rounds, seed=seed, progress=progress)
+    result = arena_ratings(battles, rounds=rounds, seed=seed, progress=progress, n_jobs=n_jobs)
+    judge_ids = [store.get_run(rid, with_metrics=False).id for rid in include_judge]  # prefixes -> ids
     config = {
-        "human_runs": sorted(set(battles.loc[~battles["rater"].astype(str).str.startswith("judge:"), "run_id"])),
-        "judge_runs": list(include_judge),
+        "human_runs": sorted(set(battles["run_id"]) - set(judge_ids)),
+        "judge_runs": judge_ids,
         "bootstrap": rounds,
         "seed": seed,
         "n_battles": result.n_battles,

@@ -7,8 +7,6 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from rich.text import Text
-
 from evalkit.human.arena import ArenaResult
 from evalkit.human.ratings import ImportResult
 from evalkit.output import console, print_rows
@@ -72,27 +70,27 @@ def print_arena(result: ArenaResult, fmt: str) -> None:
         ]
         print_rows(matrix, "table", columns=["model", *models], title="win rate of row over column (ties left out)")
         if result.run_id:
-            console().print(Text(f"stored as arena run {result.run_id}"))
+            print(f"stored as arena run {result.run_id}")
     for note in result.notes:
-        console(stderr=True).print(Text(f"note: {note}"))
+        print(f"note: {note}", file=sys.stderr)
 
 
 def print_import(result: ImportResult) -> None:
-    out = console(stderr=True)
+    """The run id on stdout (for scripts); what happened on stderr, unwrapped (paths stay whole)."""
     for notice in result.notices:
-        out.print(Text(f"note: {notice}"))
+        print(f"note: {notice}", file=sys.stderr)
     print(result.run_id)
-    summary = (
+    print(
         f"human run {result.run_id} (bundle {result.bundle}): {result.votes_read} rating(s) from "
-        f"{', '.join(result.raters)} imported; {result.votes_in_run} vote(s) in the run"
+        f"{', '.join(result.raters)} imported; {result.votes_in_run} vote(s) in the run",
+        file=sys.stderr,
     )
-    out.print(Text(summary))
     m = result.metrics
     if m.get("inter_rater_agreement") is not None:
         kappa = m.get("inter_rater_kappa")
-        out.print(Text(f"inter-rater agreement {m['inter_rater_agreement']:.3f}, kappa {'-' if kappa is None else f'{kappa:.3f}'}"))
+        print(f"inter-rater agreement {m['inter_rater_agreement']:.3f}, kappa {'-' if kappa is None else f'{kappa:.3f}'}", file=sys.stderr)
     if m.get("accuracy") is not None:
-        out.print(Text(f"accuracy against the known better response: {m['accuracy']:.3f}"))
+        print(f"accuracy against the known better response: {m['accuracy']:.3f}", file=sys.stderr)
 
 
 def print_agreement(report: dict[str, Any], fmt: str) -> None:
