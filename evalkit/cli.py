@@ -254,7 +254,7 @@ def _add_import_sources(imp_sub: argparse._SubParsersAction, parent: argparse.Ar
 
     p = imp_sub.add_parser("arena", parents=[parent], help="Chatbot Arena battles as a human run (ranked by `evalkit arena`)")
     p.add_argument("file", type=Path, metavar="BATTLES", help="battles file: .jsonl, .json (a list) or .csv")
-    p.add_argument("--name", help="label of the run (default: arena:<file name>)")
+    p.add_argument("--name", help="label of the run (default: the models, 'a vs b vs ...')")
     p.set_defaults(func=cmd_import_arena)
 
 
@@ -359,9 +359,72 @@ def _add_mmlu(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) 
 # -- judge ----------------------------------------------------------------------------------
 
 
+def cmd_judge(args: argparse.Namespace) -> int:
+    from evalkit.judge.pipeline import judge
+
+    with open_store(args) as store:
+        run_id = judge(
+            store,
+            model=args.model,
+            responses=args.responses,
+            name=args.name,
+            eval_set=args.eval_set,
+            judge_model=args.judge_model,
+            mode=args.mode,
+            reference=args.reference,
+            hosts=args.host,
+            concurrency=args.concurrency,
+            prompt_template=args.prompt_template,
+            refresh=args.refresh,
+            order=args.order,
+            discrete=args.discrete,
+            seed=args.seed,
+            temperature=args.temperature,
+            num_ctx=args.num_ctx,
+            timeout=args.timeout,
+            retries=args.retries,
+            progress=not args.no_progress,
+        )
+        record = store.get_run(run_id)
+    rows = [{"metric": name, "value": m.value, "stderr": m.stderr, "n": m.n} for name, m in record.metrics.items()]
+    if args.format == "json":
+        print_rows([], "json", json_value=record.as_dict())
+    else:
+        print_rows(rows, args.format, columns=["metric", "value", "stderr", "n"], title=f"{record.kind} {record.id} ({record.model})")
+    print(record.id, file=sys.stderr)
+    return 0
+
+
 def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [judge issue] judge
-    pass
+    p = sub.add_parser(
+        "judge",
+        parents=[parent],
+        help="LLM-as-judge through Ollama: the book's 0-100 score or AlpacaEval-style pairwise win rates",
+        description="Judge a model's responses with an Ollama model. Answers are cached in the store (a re-run "
+        "sends no judge requests), every item is stored as it finishes, and re-running resumes an interrupted run.",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="checkpoint (folder, hub id or book .pth): generate responses for the eval set first")
+    source.add_argument("--responses", type=Path, help="JSON/JSONL file of responses (book or AlpacaEval shapes)")
+    p.add_argument("--name", help="the judged model's name (default: the checkpoint's, or the file's generator or name)")
+    p.add_argument("--judge-model", default="llama3", help="Ollama model that judges")
+    p.add_argument("--eval-set", help="book-test | alpaca-eval | FILE (default with --model: book-test)")
+    p.add_argument("--mode", choices=["score", "pairwise"], help="default: pairwise for alpaca-eval, else score")
+    p.add_argument("--reference", help="pairwise: reference outputs, a FILE or a generate RUN_ID (default: the eval set's)")
+    p.add_argument("--host", action="append", metavar="URL", help="Ollama server; repeat to spread requests (default: $OLLAMA_HOST or http://localhost:11434)")
+    p.add_argument("--concurrency", type=int, default=4, help="judge requests in flight")
+    p.add_argument("--prompt-template", type=Path, metavar="FILE", help="your own judge prompt (see README)")
+    p.add_argument("--refresh", action="store_true", help="ignore cached answers and finished runs; ask the judge again")
+    p.add_argument("--order", choices=["swap", "random"], help="pairwise: swap = both orders averaged (default), random = one seeded order per instruction (default for alpaca-eval)")
+    p.add_argument("--discrete", action="store_true", help="pairwise: discrete verdicts (1, 1.5, 2) instead of logprob-weighted ones")
+    p.add_argument("--seed", type=int, default=123, help="judge seed (also seeds --order random)")
+    p.add_argument("--temperature", type=float, default=0.0, help="judge temperature")
+    p.add_argument("--num-ctx", type=int, help="judge context length (default: 2048 for score as in the book, 4096 for pairwise)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per judge request")
+    p.add_argument("--retries", type=int, default=5, help="retries per request on connection errors, timeouts, 5xx and 429")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_format(p)
+    p.set_defaults(func=cmd_judge)
 
 
 # -- human rating ---------------------------------------------------------------------------

@@ -97,6 +97,12 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
         raise NotComparable("; ".join(differences))
     samples_a = dict(store.samples(run_a.id))
     samples_b = dict(store.samples(run_b.id))
+    empty = [run.id for run, samples in ((run_a, samples_a), (run_b, samples_b)) if not samples]
+    if empty:
+        raise NotComparable(
+            f"run {' and '.join(empty)} has no per-item samples (aggregate results only, e.g. an imported "
+            "results file): a paired comparison needs the items"
+        )
     common = [item for item in samples_a if item in samples_b]
     if not common:
         raise NotComparable(

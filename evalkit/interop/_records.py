@@ -6,6 +6,7 @@ whichever format it was meant to be.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -74,3 +75,27 @@ def require_text(record: dict[str, Any], key: str, *, path: Path, index: int, ex
 def is_missing_number(value: Any) -> bool:
     """None or NaN: how AlpacaEval files and pandas write 'no value'."""
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def read_csv_records(path: str | Path, *, expected: str, empty: str | None = None) -> list[dict[str, Any]]:
+    """The rows of a CSV file with a header; empty cells become ``empty`` (None: as a missing
+    JSON field; "" where an empty text is a value, such as an empty model response)."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"not a readable CSV file ({exc}); expected {expected}", path=path) from None
+    if not rows:
+        raise InputError(f"no rows; expected {expected}", path=path)
+    return [{k: (v if v != "" else empty) for k, v in row.items() if k is not None} for row in rows]
+
+
+def read_records(path: str | Path, *, expected: str, empty_cell: str | None = None) -> list[dict[str, Any]]:
+    """Records of a ``.csv`` file (empty cells become ``empty_cell``), or of a JSON list / JSON
+    Lines file (any other name)."""
+    if Path(path).suffix.lower() == ".csv":
+        return read_csv_records(path, expected=expected, empty=empty_cell)
+    return read_json_records(path, expected=expected)

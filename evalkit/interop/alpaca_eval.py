@@ -14,7 +14,8 @@ every judge-pairwise run, local or imported, is scored the same way:
   a draw).
 * ``avg_length``: mean number of characters of the model's outputs, truncated to an integer.
 * ``length_controlled_winrate``: see :mod:`evalkit.interop.length_control` for the GLM variant.
-* ``parse_rate`` (evalkit's): parsed items / all items.
+* ``parse_rate`` (evalkit's): parsed verdicts / verdicts asked of the judge (items with status
+  ``ok`` or ``unparsed``, or no status; ``identical`` pairs need no verdict).
 
 The published AlpacaEval 2 leaderboard numbers are exactly these, computed from the released
 annotation files with their weighted (token-probability) preferences as they stand: no rescaling,
@@ -82,14 +83,18 @@ def pairwise_metrics(samples: Iterable[dict[str, Any]]) -> dict[str, Metric]:
     lengths_2 = [len(s.get("output_2") or "") for s in samples]
     out["avg_length"] = Metric(float(int(np.mean(lengths_2))) if samples else None, None, n_all)
 
-    generators = {(s.get("generator_1"), s.get("generator_2")) for s in samples}
-    if len(generators) == 1 and next(iter(generators))[0] is not None and len(set(next(iter(generators)))) == 1:
+    pairs = {(s.get("generator_1"), s.get("generator_2")) for s in samples}
+    if len(pairs) == 1 and (pair := next(iter(pairs)))[0] is not None and pair[0] == pair[1]:
         lc = 50.0  # the baseline against itself, by construction (as AlpacaEval does)
     else:
         lengths_1 = [len(s.get("output_1") or "") for s in samples]
         lc = length_controlled_winrate(prefs, lengths_1, lengths_2) if samples else None
     out["length_controlled_winrate"] = Metric(lc, None, n_total)
-    out["parse_rate"] = Metric(n_total / n_all if n_all else None, None, n_all)
+    # parse rate over the verdicts a judge was asked for: pairs settled without a call
+    # (status "identical") are neither parsed nor unparsed answers
+    asked = [p for s, p in zip(samples, prefs) if s.get("status", "ok") in ("ok", "unparsed")]
+    n_parsed = sum(p is not None for p in asked)
+    out["parse_rate"] = Metric((n_parsed / len(asked) if asked else 1.0) if samples else None, None, len(asked))
     return out
 
 
@@ -222,6 +227,14 @@ def split_alpaca_instruction(record: dict[str, Any], instruction: str) -> tuple[
     return instruction, input_text if isinstance(input_text, str) else ""
 
 
+def reference_name(config: dict[str, Any]) -> str | None:
+    """The reference model's name from a judge-pairwise run's config (a name, or {"source": name})."""
+    reference = config.get("reference")
+    if isinstance(reference, dict):
+        reference = reference.get("source")
+    return reference if isinstance(reference, str) else None
+
+
 def annotation_records(store: ResultsStore, run_id: str) -> list[dict[str, Any]]:
     """A judge-pairwise run as AlpacaEval annotation records (unparsed verdicts: ``preference`` null)."""
     record = store.get_run(run_id, with_metrics=False)
@@ -236,11 +249,11 @@ def annotation_records(store: ResultsStore, run_id: str) -> list[dict[str, Any]]
         row = {
             "instruction": alpaca_instruction(p.get("instruction") or "", p.get("input") or ""),
             "output_1": p.get("output_1") or "",
-            "generator_1": p.get("generator_1") or config.get("reference"),
+            "generator_1": p.get("generator_1") or reference_name(config),
             "dataset": p.get("dataset"),
             "output_2": p.get("output_2") or "",
             "generator_2": p.get("generator_2") or record.model,
-            "annotator": p.get("annotator") or config.get("judge_model"),
+            "annotator": p.get("annotator") or (config.get("judge_model") if isinstance(config.get("judge_model"), str) else None),
             "preference": _preference(p.get("preference")),
             "raw_completion": p.get("raw_completion"),
         }
@@ -260,7 +273,7 @@ def model_output_records(store: ResultsStore, run_id: str) -> list[dict[str, Any
             "(model_outputs.json) and judge-pairwise runs (annotations.json)"
         )
     eval_set = record.config.get("eval_set")
-    default_dataset = eval_set if isinstance(eval_set, str) else "evalkit"
+    default_dataset = eval_set if isinstance(eval_set, str) and eval_set else "evalkit"
     out = []
     for _, p in store.samples(record.id):
         row = {

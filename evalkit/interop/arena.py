@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import InputError
-from evalkit.interop._records import is_missing_number, read_json_records, require_text
-from evalkit.interop.alpaca_eval import alpaca_instruction, split_alpaca_instruction
+from evalkit.interop._records import is_missing_number, read_records, require_text
+from evalkit.interop.alpaca_eval import alpaca_instruction, reference_name, split_alpaca_instruction
+from evalkit.items import instruction_item_id
 from evalkit.store import Metric, ResultsStore
 
 BATTLES = "Chatbot Arena battles (records with model_a, model_b, winner in model_a|model_b|tie|tie (bothbad))"
@@ -65,7 +66,7 @@ def battles_from_run(store: ResultsStore, run_id: str) -> list[dict[str, Any]]:
                 raise InputError(f"run {record.id}, sample {item_id}: outcome {p.get('outcome')!r} is not one of a, b, tie, both_bad")
             battles.append(
                 _battle(p.get("pair_id") or item_id, p.get("model_a"), p.get("model_b"), winner, p.get("rater"),
-                        _epoch(p.get("timestamp")), p.get("instruction") or "", p.get("input") or "",
+                        _epoch(p.get("timestamp")), p.get("instruction"), p.get("input") or "",
                         p.get("response_a") or "", p.get("response_b") or "")
             )
     elif record.kind == "judge-pairwise":
@@ -77,7 +78,7 @@ def battles_from_run(store: ResultsStore, run_id: str) -> list[dict[str, Any]]:
                 continue  # an unparsed verdict is no battle
             winner = "model_b" if pref > 1.5 else "model_a" if pref < 1.5 else "tie"
             battles.append(
-                _battle(item_id, p.get("generator_1") or record.config.get("reference"), p.get("generator_2") or record.model,
+                _battle(item_id, p.get("generator_1") or reference_name(record.config), p.get("generator_2") or record.model,
                         winner, p.get("annotator") or judge, tstamp, p.get("instruction") or "", p.get("input") or "",
                         p.get("output_1") or "", p.get("output_2") or "")
             )
@@ -102,8 +103,9 @@ def _battle(question_id, model_a, model_b, winner, judge, tstamp, instruction, i
         "turn": 1,
         "anony": True,  # evalkit shows pairs blind
         "tstamp": tstamp,
-        "conversation_a": _conversation(instruction, input_text, response_a),
-        "conversation_b": _conversation(instruction, input_text, response_b),
+        # battles imported without conversations are exported without them
+        "conversation_a": _conversation(instruction, input_text, response_a) if instruction is not None else None,
+        "conversation_b": _conversation(instruction, input_text, response_b) if instruction is not None else None,
     }
     if input_text:
         battle["input"] = input_text  # evalkit's own field, so an import recovers the item id
@@ -126,19 +128,6 @@ def battles_text(battles: list[dict[str, Any]], *, as_csv: bool) -> str:
 # -- import -----------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path) -> list[dict[str, Any]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"not a readable CSV file ({exc}); expected {BATTLES}", path=path) from None
-    if not rows:
-        raise InputError(f"no rows; expected {BATTLES}", path=path)
-    return [{k: (v if v != "" else None) for k, v in row.items() if k is not None} for row in rows]
-
-
 def _messages(value: Any, *, path: Path, index: int, field: str) -> list[dict[str, Any]]:
     if value is None:
         return []
@@ -159,7 +148,7 @@ def _first(messages: list[dict[str, Any]], role: str) -> str:
 def read_battles(path: str | Path) -> list[dict[str, Any]]:
     """Human-run sample payloads from an Arena battles file (``.csv``, ``.json`` or ``.jsonl``)."""
     path = Path(path)
-    rows = _read_csv(path) if path.suffix.lower() == ".csv" else read_json_records(path, expected=BATTLES)
+    rows = read_records(path, expected=BATTLES)
     if not any("winner" in r for r in rows):
         keys = ", ".join(sorted(rows[0])[:8])
         raise InputError(f"no 'winner' field in any record (found: {keys}); expected {BATTLES}", path=path)
@@ -168,6 +157,8 @@ def read_battles(path: str | Path) -> list[dict[str, Any]]:
     for index, row in enumerate(rows):
         model_a = require_text(row, "model_a", path=path, index=index, expected=BATTLES)
         model_b = require_text(row, "model_b", path=path, index=index, expected=BATTLES)
+        if model_a == model_b:
+            raise InputError(f"a model cannot battle itself ({model_a!r})", path=path, record=index, field="model_b")
         winner = row.get("winner")
         if winner not in WINNER_TO_OUTCOME:
             raise InputError(
@@ -176,7 +167,11 @@ def read_battles(path: str | Path) -> list[dict[str, Any]]:
         rater = str(row.get("judge") or "arena")
         conversation_a = _messages(row.get("conversation_a"), path=path, index=index, field="conversation_a")
         conversation_b = _messages(row.get("conversation_b"), path=path, index=index, field="conversation_b")
-        instruction, input_text = split_alpaca_instruction(row, _first(conversation_a, "user"))
+        # Arena's public battle tables often carry no conversations: then there is no instruction
+        # to match votes on (None, which evalkit's agreement statistics skip), only the battle
+        instruction, input_text = (
+            split_alpaca_instruction(row, _first(conversation_a, "user")) if conversation_a else (None, "")
+        )
         tstamp = row.get("tstamp")
         if isinstance(tstamp, str):
             try:
@@ -196,23 +191,27 @@ def read_battles(path: str | Path) -> list[dict[str, Any]]:
                 "model_b": model_b,
                 "instruction": instruction,
                 "input": input_text,
-                "response_a": _first(conversation_a, "assistant"),
-                "response_b": _first(conversation_b, "assistant"),
-                "comment": None,
+                "response_a": _first(conversation_a, "assistant") if conversation_a else None,
+                "response_b": _first(conversation_b, "assistant") if conversation_b else None,
+                "comment": "",
                 "timestamp": _iso(float(tstamp)) if isinstance(tstamp, (int, float)) and not is_missing_number(tstamp) else None,
                 "seconds": None,
+                # as the rating pages' votes carry it
+                "item_id": instruction_item_id(instruction, input_text) if instruction is not None else None,
             }
         )
     return votes
 
 
 def import_battles(store: ResultsStore, path: str | Path, *, name: str | None = None) -> str:
-    """Store an Arena battles file as a ``human`` run (one sample per vote, ``<pair_id>/<rater>``);
-    returns the run id. The same file is imported once."""
+    """Store an Arena battles file as a ``human`` run (one sample per vote, ``<pair_id>/<rater>``;
+    ``pair_id`` is the battle's ``question_id``, ``rater`` its ``judge``); returns the run id.
+    The same file is imported once."""
     path = Path(path)
     votes = read_battles(path)
     config = {"source": "arena-battles", "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-    model = name or f"arena:{path.name}"
+    # named like the rating pages' human runs: the models that battled
+    model = name or " vs ".join(sorted({v["model_a"] for v in votes} | {v["model_b"] for v in votes}))
     existing = store.find_run("human", model, config)
     if existing is not None:
         return existing.id

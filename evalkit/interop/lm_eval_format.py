@@ -50,7 +50,7 @@ def _number(value: Any) -> float | None:
 
 def read_results(path: str | Path) -> dict[str, Any]:
     """The MMLU numbers of an lm-eval results file: ``{"metrics": {name: Metric}, "categories":
-    {subject: category}, "config": {...}}``."""
+    {subject: category}, "subject_tasks": {task: subject}, "config": {...}, ...}``."""
     path = Path(path)
     doc = _load(path)
     results = doc["results"]
@@ -70,6 +70,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
 
     metrics: dict[str, Metric] = {}
     categories: dict[str, str] = {}
+    subject_tasks: dict[str, str] = {}
     for task in mmlu_tasks:
         result = results[task]
         if not isinstance(result, dict) or "acc,none" not in result:
@@ -83,6 +84,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
                 categories[short(sub)] = short(task)
         else:
             name = f"acc/{short(task)}"
+            subject_tasks[task] = short(task)
         n = (n_samples.get(task) or {}).get("effective") or result.get("sample_len")
         if n is None and isinstance(result.get("sample_count"), dict):
             n = result["sample_count"].get("acc,none")
@@ -94,6 +96,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     return {
         "metrics": metrics,
         "categories": categories,
+        "subject_tasks": subject_tasks,
         "config": {
             "task": root,
             "lm_eval_version": doc.get("lm_eval_version"),
@@ -116,9 +119,67 @@ def _pretrained(model_args: Any) -> str | None:
     return None
 
 
+LETTERS = ("A", "B", "C", "D")  # MMLU's doc_to_choice in lm-eval
+
+
+def _prompt(arguments: Any) -> str | None:
+    # files keep each request's arguments as {"gen_args_0": {"arg_0": context, "arg_1": continuation}};
+    # lm-eval's in-memory samples have them as [[context, continuation], ...]
+    if isinstance(arguments, dict):
+        first = next(iter(arguments.values()), None)
+        return first.get("arg_0") if isinstance(first, dict) else None
+    if isinstance(arguments, list) and arguments and isinstance(arguments[0], (list, tuple)):
+        return arguments[0][0]
+    return None
+
+
+def read_logged_samples(path: str | Path, subjects: dict[str, str], categories: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """Per-question samples from the ``samples_<task>_<time>.jsonl`` files ``lm_eval --log_samples``
+    writes beside ``results_<time>.json`` (none when they are absent), as evalkit mmlu payloads.
+
+    ``subjects`` maps lm-eval task names to subject names.
+    """
+    from evalkit.items import mmlu_item_id
+
+    path = Path(path)
+    stamp = path.stem.removeprefix("results_")
+    out = []
+    for task, subject in subjects.items():
+        sample_file = path.with_name(f"samples_{task}_{stamp}.jsonl")
+        if not sample_file.is_file():
+            continue
+        for lineno, line in enumerate(sample_file.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                sample = json.loads(line)
+                lls = [float(resp[0]) for resp in sample["filtered_resps"]]
+                pred = max(range(len(lls)), key=lls.__getitem__)  # lm-eval's argmax: the first maximum
+                doc = sample["doc"]
+                payload = {
+                    "subject": subject,
+                    "category": categories.get(subject),
+                    "doc_id": int(sample["doc_id"]),
+                    "question": doc["question"],
+                    "choices": list(doc["choices"]),
+                    "prompt": _prompt(sample.get("arguments")),
+                    "loglikelihoods": lls,
+                    "pred": LETTERS[pred],
+                    "gold": LETTERS[int(sample["target"])],
+                    "correct": bool(sample["acc"]),
+                }
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
+                raise InputError(
+                    f"line {lineno}: not an lm-eval MMLU sample ({type(exc).__name__}: {exc})", path=sample_file
+                ) from None
+            out.append((mmlu_item_id(subject, payload["doc_id"]), payload))
+    return out
+
+
 def import_results(store: ResultsStore, path: str | Path, *, name: str | None = None) -> str:
-    """Store an lm-eval MMLU results file as an ``mmlu`` run (metrics only: the file has no
-    per-question samples); returns the run id. The same file under the same name is imported once."""
+    """Store an lm-eval MMLU results file as an ``mmlu`` run; returns the run id. Per-question
+    samples come from the ``--log_samples`` files beside it when present (else the run has
+    metrics only). The same file under the same name is imported once."""
     path = Path(path)
     parsed = read_results(path)
     model = name or parsed["model_name"]
@@ -133,7 +194,9 @@ def import_results(store: ResultsStore, path: str | Path, *, name: str | None = 
     existing = store.find_run("mmlu", model, config)
     if existing is not None:
         return existing.id
+    samples = read_logged_samples(path, parsed["subject_tasks"], parsed["categories"])
     with store.start_run("mmlu", model, config, model_path=str(path)) as run:
+        run.add_samples(samples)
         run.log_metrics(parsed["metrics"])
     return run.id
 

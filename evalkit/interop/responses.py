@@ -1,10 +1,10 @@
 """Files of model responses produced elsewhere, stored as evalkit ``generate`` runs.
 
-Shapes read (a JSON list or JSON Lines; the shape is decided once per file):
+Shapes read (a JSON list, JSON Lines, or CSV with a header; the shape is decided once per file):
 
 * the book's ``instruction-data-with-response.json``: ``instruction``, ``input``, ``output``
   (the reference) and ``model_response``;
-* evalkit's own exports of generate runs (``runs export --format jsonl``): ``response``;
+* evalkit's own exports of generate runs (``runs export --format jsonl`` or ``csv``): ``response``;
 * AlpacaEval's outputs and ``model_outputs.json``: ``instruction``, ``output`` (the model's
   answer), ``generator`` and optionally ``dataset``; there is no reference.
 """
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from evalkit.errors import InputError
-from evalkit.interop._records import read_json_records, require_text
+from evalkit.interop._records import read_records, require_text
 from evalkit.interop.alpaca_eval import split_alpaca_instruction
 from evalkit.items import instruction_item_id
 from evalkit.store import Metric, ResultsStore
@@ -47,7 +47,7 @@ def read_responses(path: str | Path) -> tuple[list[dict[str, Any]], str]:
     """Records with ``instruction``, ``input``, ``output`` (reference, may be ""), ``response``,
     ``generator`` and ``dataset`` (None when absent), and the field that held the response."""
     path = Path(path)
-    records = read_json_records(path, expected=RESPONSES)
+    records = read_records(path, expected=RESPONSES, empty_cell="")  # an empty response is a response
     field = _response_field(records, path)
     out = []
     for index, record in enumerate(records):
@@ -93,7 +93,7 @@ def import_responses(store: ResultsStore, path: str | Path, *, name: str | None 
         "source": "responses-file",
         "file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "response_field": field,
-        "eval_set": sorted({r["dataset"] for r in records if r["dataset"]}) or None,
+        "eval_set": f"file:{path.name}",  # the file is the eval set; AlpacaEval's sub-datasets stay per record
     }
     existing = store.find_run("generate", name, config)
     if existing is not None:
@@ -106,7 +106,7 @@ def import_responses(store: ResultsStore, path: str | Path, *, name: str | None 
             duplicates.append(index)
             continue
         # prompt/tokens/seconds are unknown for responses generated elsewhere
-        samples[item_id] = {**record, "prompt": None, "tokens": None, "seconds": None}
+        samples[item_id] = {**record, "generator": name, "prompt": None, "tokens": None, "seconds": None}
     if duplicates:
         print(
             f"evalkit: {path}: records {', '.join(map(str, duplicates[:10]))} repeat an earlier instruction and input;"

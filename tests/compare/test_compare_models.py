@@ -216,6 +216,17 @@ def test_different_reference_outputs_and_disjoint_items_are_refused(store):
     assert row["refused"].startswith("no items in common")
 
 
+def test_runs_without_samples_are_refused(store):
+    builders.mmlu_run(store, "A", builders.mmlu_questions(20), MMLU_A)
+    with store.start_run("mmlu", "B", builders.MMLU_CONFIG) as run:  # aggregate numbers only
+        run.log_metric("acc", 0.5, 0.1, 20)
+    row = compare_models(store, "A", "B")[0]
+    assert row["refused"] == (
+        f"run {run.id} has no per-item samples (aggregate results only, e.g. an imported results file): "
+        "a paired comparison needs the items"
+    )
+
+
 def test_a_mode_only_one_model_has_is_refused_and_modes_neither_has_are_left_out(store):
     builders.mmlu_run(store, "A", builders.mmlu_questions(20), MMLU_A)
     rows = compare_models(store, "A", "B")

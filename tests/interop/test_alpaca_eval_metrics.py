@@ -38,6 +38,16 @@ def test_legacy_zero_is_a_draw_and_nan_is_unparsed():
     assert m["parse_rate"].value == pytest.approx(2 / 3)
 
 
+def test_parse_rate_counts_only_verdicts_asked_for():
+    samples = [_sample(1.5), _sample(2), _sample(None), _sample(1)]
+    for s, status in zip(samples, ["identical", "ok", "unparsed", "ok"]):
+        s["status"] = status
+    m = pairwise_metrics(samples)
+    assert m["parse_rate"].value == pytest.approx(2 / 3) and m["parse_rate"].n == 3
+    assert m["n_total"].value == 3 and m["n_draws"].value == 1  # the identical pair is AlpacaEval's draw
+    assert pairwise_metrics([_sample(1.5) | {"status": "identical"}])["parse_rate"].value == 1.0
+
+
 def test_single_item_has_no_standard_error_and_nothing_parsed_has_no_win_rate():
     one = pairwise_metrics([_sample(2)])
     assert one["win_rate"].value == 100 and one["standard_error"].value is None

@@ -34,6 +34,12 @@ def offline_glm(monkeypatch, tmp_path):
     path = tmp_path / "df_gamed.csv"
     pd.DataFrame({"model": "unused", "index": range(805), "instruction_difficulty": 0.0}).to_csv(path, index=False)
     monkeypatch.setattr(glm_winrate, "hf_hub_download", lambda **_: str(path))
+    import sklearn
+
+    # alpaca_eval's GLM turns on scikit-learn's metadata routing globally; keep that out of other tests
+    with sklearn.config_context():
+        yield
+    assert not sklearn.get_config()["enable_metadata_routing"]
 
 
 @pytest.mark.parametrize("model", ANNOTATION_MODELS)

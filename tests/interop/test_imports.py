@@ -167,3 +167,39 @@ def test_bad_responses(store, tmp_path, text, message):
         import_responses(store, path, name="m")
     assert str(err.value).startswith(str(path)) and message in str(err.value)
     assert store.list_runs() == []
+
+
+def test_evalkit_jsonl_export_of_a_generate_run_imports_back(store, tmp_path):
+    path = shared_path("book-ch07", "instruction-data-with-response.json")
+    run_id = import_responses(store, path, name="gpt2-medium-book")
+    from evalkit.runs_export import export_run
+
+    jsonl = export_run(store, run_id, "jsonl", tmp_path / "run.jsonl")
+    records, field = read_responses(jsonl)
+    assert field == "response" and len(records) == 109
+    back = import_responses(store, jsonl)  # the payload's generator names the model
+    assert store.get_run(back).model == "gpt2-medium-book"
+    assert {k: p["response"] for k, p in store.samples(back)} == {k: p["response"] for k, p in store.samples(run_id)}
+
+
+def test_evalkit_csv_export_of_a_generate_run_imports_back(store, tmp_path):
+    run_id = import_responses(store, shared_path("book-ch07", "instruction-data-with-response.json"), name="book")
+    from evalkit.runs_export import export_run
+
+    path = export_run(store, run_id, "csv", tmp_path / "run.csv")
+    records, field = read_responses(path)
+    assert field == "response" and len(records) == 109
+    back = import_responses(store, path)
+    assert store.get_run(back).model == "book"
+    copy = dict(store.samples(back))
+    assert {k: (p["instruction"], p["input"], p["response"]) for k, p in store.samples(run_id)} == {
+        k: (p["instruction"], p["input"], p["response"]) for k, p in copy.items()
+    }
+
+
+def test_csv_responses_keep_empty_answers(store, tmp_path):
+    path = tmp_path / "answers.csv"
+    path.write_text('instruction,input,output,model_response\n"Say ""hi"", then stop.",,hi,\nCount,1 2,3,"3, then 4"\n', encoding="utf-8")
+    records, field = read_responses(path)
+    assert field == "model_response"
+    assert [(r["instruction"], r["input"], r["response"]) for r in records] == [('Say "hi", then stop.', "", ""), ("Count", "1 2", "3, then 4")]
