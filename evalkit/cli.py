@@ -351,9 +351,71 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
 # -- mmlu -----------------------------------------------------------------------------------
 
 
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive integer, got {text!r}")
+    return value
+
+
+def cmd_mmlu(args: argparse.Namespace) -> int:
+    from evalkit.mmlu import run_mmlu
+
+    with open_store(args) as store:
+        result = run_mmlu(
+            store,
+            args.model,
+            subjects=args.subjects,
+            categories=args.categories,
+            num_fewshot=args.num_fewshot,
+            limit=args.limit,
+            batch_size=args.batch_size,
+            device=args.device,
+            data=args.data,
+            backend=args.backend,
+            model_args=args.model_args,
+            cache=args.cache,
+        )
+    title = f"MMLU: {result.model} (run {result.run_id})"
+    json_value = {"run_id": result.run_id, "model": result.model, "lm_eval_results": result.results_file, "rows": result.rows}
+    print_rows(result.rows, args.format, columns=["level", "name", "category", "acc", "stderr", "n"], title=title, json_value=json_value)
+    print(f"stored run {result.run_id}; lm-eval's results JSON: {result.results_file}", file=sys.stderr)
+    return 0
+
+
+MMLU_BACKENDS = ("hf", "vllm")  # = evalkit.mmlu.BACKENDS (a test checks), so `evalkit --help` need not import the mmlu package
+
+
 def _add_mmlu(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [mmlu issue] mmlu
-    pass
+    p = sub.add_parser(
+        "mmlu",
+        parents=[parent],
+        help="MMLU accuracy through lm-evaluation-harness (overall, per category, per subject)",
+        description="Evaluate a model on MMLU with lm-evaluation-harness as a library: lm-eval's tasks, "
+        "scoring and aggregation, stored as one `mmlu` run. lm-eval's results JSON and sample files are "
+        "written beside the run (evalkit-results/runs/RUN_ID/). Interrupted runs resume with --cache: "
+        "lm-eval's request cache keeps every answered request, so re-running the same command with the "
+        "same --cache skips them.",
+    )
+    p.add_argument("--model", required=True, metavar="DIR|hub-id|book.pth", help="Hugging Face model folder, hub id, or a checkpoint saved by the book's code (.pth, converted once)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--subjects", type=_csv_list, metavar="A,B", help="only these subjects (e.g. abstract_algebra,anatomy; default: all 57)")
+    which.add_argument("--categories", type=_csv_list, metavar="C,D", help="only the subjects of these categories: stem, humanities, social_sciences, other")
+    p.add_argument("--num-fewshot", type=int, default=0, metavar="N", help="few-shot examples per question (from the dev split)")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N questions per subject (for quick checks; default: all)")
+    p.add_argument("--batch-size", type=_batch_size, default=1, metavar="auto|N", help="lm-eval's batch size; auto: the largest that fits (lm-eval probes with long inputs: meant for GPUs)")
+    p.add_argument("--device", metavar="cpu|cuda", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--data", type=Path, metavar="DIR", help="local copy laid out like cais/mmlu: test.jsonl (+ dev.jsonl for few-shot); default: lm-eval's own mmlu tasks (hub data set cais/mmlu)")
+    p.add_argument("--backend", choices=list(MMLU_BACKENDS), default="hf", help="lm-eval model type (vllm only when installed)")
+    p.add_argument("--model-args", metavar="k=v,...", help="extra lm-eval model arguments, e.g. dtype=float32")
+    p.add_argument("--cache", type=Path, metavar="DIR", help="lm-eval's request cache: keeps every answered request, so an interrupted run started again with the same --cache resumes where it stopped (default: no cache; an interrupted run starts over)")
+    _add_format(p)
+    p.set_defaults(func=cmd_mmlu)
 
 
 # -- judge ----------------------------------------------------------------------------------

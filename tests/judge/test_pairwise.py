@@ -153,7 +153,8 @@ def test_identical_outputs_and_unparsed_verdicts(store, fake_ollama, book_respon
         assert payload["raw_completion"][0]["top_logprobs"] == [{"token": "The", "logprob": -0.1}, {"token": "Based", "logprob": -2.5}]
     assert fake_ollama.judge_calls == 4  # nothing for the identical pair
     metrics = store.get_run(run_id).metrics
-    assert metrics["parse_rate"].value == pytest.approx(1 / 3)  # AlpacaEval-style: parsed / all items
+    # parsed / verdicts the judge was asked for (the identical pair was not asked), as in score mode
+    assert metrics["parse_rate"].value == 0.0 and metrics["parse_rate"].n == 2
     assert metrics["n_total"].value == 1 and metrics["win_rate"].value == 50.0
 
 
