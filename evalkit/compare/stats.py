@@ -108,8 +108,10 @@ def bootstrap_means(values: np.ndarray, *, rounds: int, rng: np.random.Generator
     return _means_from_indices(values, rounds, rng)
 
 
-# multinomial draws cost about 8 index draws per category (measured): use them below that share
-_MULTINOMIAL_MAX_SHARE = 8
+# A multinomial category costs far more than one index draw: with 805 items, 79 distinct values
+# were already slower than drawing indices (benchmarks/bench_compare.py), 3 were hundreds of
+# times faster. Counts are drawn only when there are at least 32 items per distinct value.
+_MULTINOMIAL_MAX_SHARE = 32
 
 
 def _means_from_counts(distinct: np.ndarray, counts: np.ndarray, rounds: int, rng: np.random.Generator) -> np.ndarray:
