@@ -4,10 +4,26 @@ training run to a few seconds on a busy CPU."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from tests.conftest import shared_path
+
+
+# Many processes share this machine's cores: one thread per process avoids threads spinning on
+# each other (several times faster here), and subprocesses (CLI, torchrun) inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +44,7 @@ TINY_TRAINING = dict(
     batch_size=2,
     max_length=32,
     epochs=1,
-    max_steps=8,
+    max_steps=6,
     eval_every=3,
     eval_batches=2,
     save_every=2,
