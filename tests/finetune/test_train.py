@@ -161,3 +161,21 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path, book_data_file):
     log_ddp = [json.loads(x) for x in (tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log_ddp] == [e["step"] for e in log_single]
     assert log_ddp[-1]["val_loss"] == pytest.approx(log_single[-1]["val_loss"], abs=1e-5)
+
+
+def test_lm_eval_loads_the_checkpoint_unchanged(baseline):
+    """`lm_eval --model hf --model_args pretrained=DIR`: the same log-likelihood as the weights give."""
+    hf_module = pytest.importorskip("lm_eval.models.huggingface")
+    from lm_eval.api.instance import Instance
+
+    lm = hf_module.HFLM(pretrained=str(baseline["out"]), device="cpu", batch_size=1)
+    context, continuation = "The capital of France is", " Paris"
+    request = Instance(request_type="loglikelihood", doc={}, arguments=(context, continuation), idx=0)
+    ((loglikelihood, _),) = lm.loglikelihood([request])
+    from transformers import GPT2LMHeadModel
+
+    model = GPT2LMHeadModel.from_pretrained(baseline["out"]).eval()
+    ids = [464, 3139, 286, 4881, 318, 6342]  # "The capital of France is" + " Paris" in GPT-2's BPE
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(torch.tensor([ids])).logits[0, -2], dim=-1)
+    assert loglikelihood == pytest.approx(float(logprobs[ids[-1]]), abs=1e-4)
