@@ -191,10 +191,71 @@ def _add_import(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
     _add_import_sources(imp_sub, parent)
 
 
+def cmd_import_responses(args: argparse.Namespace) -> int:
+    from evalkit.interop.responses import import_responses, read_responses
+
+    _, field = read_responses(args.file)
+    with open_store(args) as store:
+        run_id = import_responses(store, args.file, name=args.name)
+    print(f"responses read from field {field!r}", file=sys.stderr)
+    print(run_id)
+    return 0
+
+
+def cmd_import_alpaca_eval(args: argparse.Namespace) -> int:
+    from evalkit.interop.alpaca_eval import import_annotations
+
+    with open_store(args) as store:
+        run_id = import_annotations(store, args.file, name=args.name)
+    print(run_id)
+    return 0
+
+
+def cmd_import_lm_eval(args: argparse.Namespace) -> int:
+    from evalkit.interop.lm_eval_format import import_results
+
+    with open_store(args) as store:
+        run_id = import_results(store, args.file, name=args.name)
+    print(run_id)
+    return 0
+
+
+def cmd_import_arena(args: argparse.Namespace) -> int:
+    from evalkit.interop.arena import import_battles
+
+    with open_store(args) as store:
+        run_id = import_battles(store, args.file, name=args.name)
+    print(run_id)
+    return 0
+
+
 def _add_import_sources(imp_sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [judge issue] responses, alpaca-eval
+    # [judge issue] responses, alpaca-eval (owned by the interop helper)
+    p = imp_sub.add_parser(
+        "responses",
+        parents=[parent],
+        help="a JSON/JSONL file of model responses (book's model_response, AlpacaEval's output+generator) as a generate run",
+    )
+    p.add_argument("file", type=Path, metavar="FILE", help="responses file (JSON list or JSON Lines)")
+    p.add_argument("--name", help="model name (default: the file's generator field; required when it has none)")
+    p.set_defaults(func=cmd_import_responses)
+
+    p = imp_sub.add_parser(
+        "alpaca-eval", parents=[parent], help="an AlpacaEval annotations.json as a judge-pairwise run (metrics recomputed)"
+    )
+    p.add_argument("file", type=Path, metavar="ANNOTATIONS.json", help="AlpacaEval annotations file")
+    p.add_argument("--name", help="model name (default: the file's generator_2)")
+    p.set_defaults(func=cmd_import_alpaca_eval)
     # [interop issue] lm-eval, arena
-    pass
+    p = imp_sub.add_parser("lm-eval", parents=[parent], help="an lm-eval MMLU results JSON as an mmlu run (per subject and category)")
+    p.add_argument("file", type=Path, metavar="RESULTS.json", help="results file written by `lm_eval --output_path`")
+    p.add_argument("--name", help="model name (default: the file's model_name)")
+    p.set_defaults(func=cmd_import_lm_eval)
+
+    p = imp_sub.add_parser("arena", parents=[parent], help="Chatbot Arena battles as a human run (ranked by `evalkit arena`)")
+    p.add_argument("file", type=Path, metavar="BATTLES", help="battles file: .jsonl, .json (a list) or .csv")
+    p.add_argument("--name", help="label of the run (default: the models, 'a vs b vs ...')")
+    p.set_defaults(func=cmd_import_arena)
 
 
 # -- finetune and generate (finetune package) -----------------------------------------------
@@ -291,25 +352,258 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
 # -- mmlu -----------------------------------------------------------------------------------
 
 
+def _batch_size(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a positive integer, got {text!r}")
+    return value
+
+
+def cmd_mmlu(args: argparse.Namespace) -> int:
+    from evalkit.mmlu import run_mmlu
+
+    with open_store(args) as store:
+        result = run_mmlu(
+            store,
+            args.model,
+            subjects=args.subjects,
+            categories=args.categories,
+            num_fewshot=args.num_fewshot,
+            limit=args.limit,
+            batch_size=args.batch_size,
+            device=args.device,
+            data=args.data,
+            backend=args.backend,
+            model_args=args.model_args,
+            cache=args.cache,
+        )
+    title = f"MMLU: {result.model} (run {result.run_id})"
+    json_value = {"run_id": result.run_id, "model": result.model, "lm_eval_results": result.results_file, "rows": result.rows}
+    print_rows(result.rows, args.format, columns=["level", "name", "category", "acc", "stderr", "n"], title=title, json_value=json_value)
+    print(f"stored run {result.run_id}; lm-eval's results JSON: {result.results_file}", file=sys.stderr)
+    return 0
+
+
+MMLU_BACKENDS = ("hf", "vllm")  # = evalkit.mmlu.BACKENDS (a test checks), so `evalkit --help` need not import the mmlu package
+
+
 def _add_mmlu(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [mmlu issue] mmlu
-    pass
+    p = sub.add_parser(
+        "mmlu",
+        parents=[parent],
+        help="MMLU accuracy through lm-evaluation-harness (overall, per category, per subject)",
+        description="Evaluate a model on MMLU with lm-evaluation-harness as a library: lm-eval's tasks, "
+        "scoring and aggregation, stored as one `mmlu` run. lm-eval's results JSON and sample files are "
+        "written beside the run (evalkit-results/runs/RUN_ID/). Interrupted runs resume with --cache: "
+        "lm-eval's request cache keeps every answered request, so re-running the same command with the "
+        "same --cache skips them.",
+    )
+    p.add_argument("--model", required=True, metavar="DIR|hub-id|book.pth", help="Hugging Face model folder, hub id, or a checkpoint saved by the book's code (.pth, converted once)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--subjects", type=_csv_list, metavar="A,B", help="only these subjects (e.g. abstract_algebra,anatomy; default: all 57)")
+    which.add_argument("--categories", type=_csv_list, metavar="C,D", help="only the subjects of these categories: stem, humanities, social_sciences, other")
+    p.add_argument("--num-fewshot", type=int, default=0, metavar="N", help="few-shot examples per question (from the dev split)")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N questions per subject (for quick checks; default: all)")
+    p.add_argument("--batch-size", type=_batch_size, default=1, metavar="auto|N", help="lm-eval's batch size; auto: the largest that fits (lm-eval probes with long inputs: meant for GPUs)")
+    p.add_argument("--device", metavar="cpu|cuda", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--data", type=Path, metavar="DIR", help="local copy laid out like cais/mmlu: test.jsonl (+ dev.jsonl for few-shot); default: lm-eval's own mmlu tasks (hub data set cais/mmlu)")
+    p.add_argument("--backend", choices=list(MMLU_BACKENDS), default="hf", help="lm-eval model type (vllm only when installed)")
+    p.add_argument("--model-args", metavar="k=v,...", help="extra lm-eval model arguments, e.g. dtype=float32")
+    p.add_argument("--cache", type=Path, metavar="DIR", help="lm-eval's request cache: keeps every answered request, so an interrupted run started again with the same --cache resumes where it stopped (default: no cache; an interrupted run starts over)")
+    _add_format(p)
+    p.set_defaults(func=cmd_mmlu)
 
 
 # -- judge ----------------------------------------------------------------------------------
 
 
+def cmd_judge(args: argparse.Namespace) -> int:
+    from evalkit.judge.pipeline import judge
+
+    with open_store(args) as store:
+        run_id = judge(
+            store,
+            model=args.model,
+            responses=args.responses,
+            name=args.name,
+            eval_set=args.eval_set,
+            judge_model=args.judge_model,
+            mode=args.mode,
+            reference=args.reference,
+            hosts=args.host,
+            concurrency=args.concurrency,
+            prompt_template=args.prompt_template,
+            refresh=args.refresh,
+            order=args.order,
+            discrete=args.discrete,
+            seed=args.seed,
+            temperature=args.temperature,
+            num_ctx=args.num_ctx,
+            timeout=args.timeout,
+            retries=args.retries,
+            progress=not args.no_progress,
+        )
+        record = store.get_run(run_id)
+    rows = [{"metric": name, "value": m.value, "stderr": m.stderr, "n": m.n} for name, m in record.metrics.items()]
+    if args.format == "json":
+        print_rows([], "json", json_value=record.as_dict())
+    else:
+        print_rows(rows, args.format, columns=["metric", "value", "stderr", "n"], title=f"{record.kind} {record.id} ({record.model})")
+    print(record.id, file=sys.stderr)
+    return 0
+
+
 def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [judge issue] judge
-    pass
+    p = sub.add_parser(
+        "judge",
+        parents=[parent],
+        help="LLM-as-judge through Ollama: the book's 0-100 score or AlpacaEval-style pairwise win rates",
+        description="Judge a model's responses with an Ollama model. Answers are cached in the store (a re-run "
+        "sends no judge requests), every item is stored as it finishes, and re-running resumes an interrupted run.",
+    )
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="checkpoint (folder, hub id or book .pth): generate responses for the eval set first")
+    source.add_argument("--responses", type=Path, help="JSON/JSONL file of responses (book or AlpacaEval shapes)")
+    p.add_argument("--name", help="the judged model's name (default: the checkpoint's, or the file's generator or name)")
+    p.add_argument("--judge-model", default="llama3", help="Ollama model that judges")
+    p.add_argument("--eval-set", help="book-test | alpaca-eval | FILE (default with --model: book-test)")
+    p.add_argument("--mode", choices=["score", "pairwise"], help="default: pairwise for alpaca-eval, else score")
+    p.add_argument("--reference", help="pairwise: reference outputs, a FILE or a generate RUN_ID (default: the eval set's)")
+    p.add_argument("--host", action="append", metavar="URL", help="Ollama server; repeat to spread requests (default: $OLLAMA_HOST or http://localhost:11434)")
+    p.add_argument("--concurrency", type=int, default=4, help="judge requests in flight")
+    p.add_argument("--prompt-template", type=Path, metavar="FILE", help="your own judge prompt (see README)")
+    p.add_argument("--refresh", action="store_true", help="ignore cached answers and finished runs; ask the judge again")
+    p.add_argument("--order", choices=["swap", "random"], help="pairwise: swap = both orders averaged (default), random = one seeded order per instruction (default for alpaca-eval)")
+    p.add_argument("--discrete", action="store_true", help="pairwise: discrete verdicts (1, 1.5, 2) instead of logprob-weighted ones")
+    p.add_argument("--seed", type=int, default=123, help="judge seed (also seeds --order random)")
+    p.add_argument("--temperature", type=float, default=0.0, help="judge temperature")
+    p.add_argument("--num-ctx", type=int, help="judge context length (default: 2048 for score as in the book, 4096 for pairwise)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds per judge request")
+    p.add_argument("--retries", type=int, default=5, help="retries per request on connection errors, timeouts, 5xx and 429")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_format(p)
+    p.set_defaults(func=cmd_judge)
 
 
 # -- human rating ---------------------------------------------------------------------------
 
 
+def _count_or_all(text: str) -> int | None:
+    if text == "all":
+        return None
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("expected a positive number or 'all'")
+    return value
+
+
+def cmd_pairs_export(args: argparse.Namespace) -> int:
+    from evalkit.human.bundle import export_pairs
+
+    if not args.runs and not args.models:
+        raise EvalkitError("pass --runs RUN_A,RUN_B or --models NAME,NAME")
+    with open_store(args) as store:
+        bundle = export_pairs(store, runs=args.runs, models=args.models, eval_set=args.eval_set, n=args.n,
+                              baseline=args.baseline, seed=args.seed, title=args.title)
+    paths = bundle.write(args.out, force=args.force)
+    print(f"bundle {bundle.bundle_id}: {len(bundle.pairs)} pairs of {', '.join(bundle.models)}")
+    print(f"open {paths['page']} in a browser (or send it to raters); keep {paths['key']} to yourself")
+    return 0
+
+
+def cmd_pairs_from_preference(args: argparse.Namespace) -> int:
+    from evalkit.human.bundle import pairs_from_preference
+
+    bundle = pairs_from_preference(args.file, n=args.n, seed=args.seed, chosen_name=args.chosen_name,
+                                   rejected_name=args.rejected_name, title=args.title)
+    paths = bundle.write(args.out or Path(f"pairs-{args.file.stem}"), force=args.force)
+    print(f"bundle {bundle.bundle_id}: {len(bundle.pairs)} pairs ({args.chosen_name} vs {args.rejected_name}; answers in the key)")
+    print(f"open {paths['page']} in a browser (or send it to raters); keep {paths['key']} to yourself")
+    return 0
+
+
+def cmd_pairs_import(args: argparse.Namespace) -> int:
+    from evalkit.human.ratings import import_ratings
+    from evalkit.human.show import print_import
+
+    with open_store(args) as store:
+        result = import_ratings(store, args.key, args.ratings)
+    print_import(result)
+    return 0
+
+
+def cmd_pairs_agreement(args: argparse.Namespace) -> int:
+    from evalkit.human.agreement import agreement_report
+    from evalkit.human.show import print_agreement
+
+    with open_store(args) as store:
+        report = agreement_report(store, human_runs=args.human, judge_runs=args.judge)
+    print_agreement(report, args.format)
+    return 0
+
+
+def cmd_arena(args: argparse.Namespace) -> int:
+    from evalkit.human.arena import run_arena
+    from evalkit.human.show import bootstrap_progress, print_arena
+
+    with open_store(args) as store, bootstrap_progress(args.bootstrap) as progress:
+        result = run_arena(store, human_runs=args.runs, include_judge=args.include_judge or (),
+                           rounds=args.bootstrap, seed=args.seed, progress=progress, n_jobs=args.jobs)
+    print_arena(result, args.format)
+    return 0
+
+
 def _add_human(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [human-rating issue] pairs export|from-preference|import, arena
-    pass
+    pairs = sub.add_parser("pairs", parents=[parent], help="blind pairwise rating: bundles for the browser, ratings import")
+    pairs_sub = pairs.add_subparsers(dest="pairs_command", metavar="ACTION", required=True)
+
+    p = pairs_sub.add_parser("export", parents=[parent], help="a rating bundle (pairs.jsonl, key.json, rate.html) from generate runs")
+    p.add_argument("--runs", type=_csv_list, help="generate run ids, comma-separated")
+    p.add_argument("--models", type=_csv_list, help="model names (their newest finished generate run), comma-separated")
+    p.add_argument("--eval-set", help="with --models: only generate runs on this eval set")
+    p.add_argument("--n", type=_count_or_all, default=100, help="items to sample (every model pair per item), or 'all'")
+    p.add_argument("--baseline", help="run id or model name: pair every model with it instead of all pairs")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling items and shuffling sides and order (default: 0)")
+    p.add_argument("--title", help="heading shown to raters")
+    p.add_argument("--force", action="store_true", help="replace a different bundle already in --out")
+    p.add_argument("--out", type=Path, required=True, help="folder to write the bundle to")
+    p.set_defaults(func=cmd_pairs_export)
+
+    p = pairs_sub.add_parser("from-preference", parents=[parent], help="a rating bundle from records with chosen/rejected responses")
+    p.add_argument("file", type=Path, help="JSON list or JSON lines with instruction, input, chosen, rejected")
+    p.add_argument("--n", type=_count_or_all, default=100, help="records to sample, or 'all'")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampling and shuffling sides and order (default: 0)")
+    p.add_argument("--chosen-name", default="chosen", help="model name for the chosen responses")
+    p.add_argument("--rejected-name", default="rejected", help="model name for the rejected responses")
+    p.add_argument("--title", help="heading shown to raters")
+    p.add_argument("--force", action="store_true", help="replace a different bundle already in --out")
+    p.add_argument("--out", type=Path, help="folder to write the bundle to (default: pairs-<file name>)")
+    p.set_defaults(func=cmd_pairs_from_preference)
+
+    p = pairs_sub.add_parser("import", parents=[parent], help="store exported ratings in the bundle's human run")
+    p.add_argument("key", type=Path, help="the bundle's key.json")
+    p.add_argument("ratings", type=Path, nargs="+", help="ratings-<rater>.jsonl files exported by rate.html")
+    p.set_defaults(func=cmd_pairs_import)
+
+    p = pairs_sub.add_parser("agreement", parents=[parent], help="inter-rater and judge-human agreement, accuracy on known answers")
+    p.add_argument("--human", type=_csv_list, help="human run ids (default: all)")
+    p.add_argument("--judge", type=_csv_list, help="judge-pairwise run ids (default: all that share pairs)")
+    _add_format(p)
+    p.set_defaults(func=cmd_pairs_agreement)
+
+    p = sub.add_parser("arena", parents=[parent], help="Bradley-Terry ratings with bootstrap intervals (Chatbot Arena's method)")
+    p.add_argument("--runs", type=_csv_list, help="human run ids (default: all finished human runs)")
+    p.add_argument("--include-judge", type=_csv_list, metavar="RUN,...", help="judge-pairwise runs whose verdicts count as battles")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals (0: none)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--jobs", type=int, default=1, help="processes for the bootstrap (-1: all cores); same result for any value")
+    _add_format(p)
+    p.set_defaults(func=cmd_arena)
 
 
 # -- report, leaderboard, demo --------------------------------------------------------------

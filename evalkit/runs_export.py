@@ -97,3 +97,7 @@ def import_run_file(store: ResultsStore, path: Path) -> str:
     except json.JSONDecodeError as exc:
         raise EvalkitError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
     return store.import_run(doc, source=str(path))
+
+
+# Interoperability formats (AlpacaEval, Chatbot Arena, lm-eval) register themselves on import.
+import evalkit.interop.exports  # noqa: E402,F401  (after EXPORT_FORMATS exists: it adds to it)

@@ -1,0 +1,101 @@
+"""Reading files of records (a JSON list, or JSON Lines) with errors that name file and line.
+
+Every interoperability reader starts here, so a malformed file gets the same kind of message
+whichever format it was meant to be.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from evalkit.errors import InputError
+
+
+def read_json_records(path: str | Path, *, expected: str) -> list[dict[str, Any]]:
+    """The records of a JSON list or a JSON Lines file.
+
+    ``expected`` says what the file should be ("AlpacaEval annotations", ...) so that a file of
+    the wrong kind gets an error naming what was expected.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except IsADirectoryError:
+        raise InputError(f"is a folder; expected a file of {expected}", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason}); expected {expected} as JSON", path=path) from None
+    stripped = text.lstrip()
+    if not stripped:
+        raise InputError(f"empty file; expected {expected}", path=path)
+    if stripped[0] == "[":
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"line {exc.lineno}: not valid JSON ({exc.msg}); expected {expected}", path=path) from None
+    else:
+        records = []
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InputError(
+                    f"line {lineno}: not valid JSON ({exc.msg}); expected {expected} as a JSON list or JSON Lines",
+                    path=path,
+                ) from None
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InputError(
+                f"is a JSON {type(record).__name__}, not an object; expected {expected}", path=path, record=index
+            )
+    if not records:
+        raise InputError(f"no records; expected {expected}", path=path)
+    return records
+
+
+def require_text(record: dict[str, Any], key: str, *, path: Path, index: int, expected: str, default: str | None = None) -> str:
+    """``record[key]`` as a string, or an error naming file, record and field."""
+    if key not in record or record[key] is None:
+        if default is not None:
+            return default
+        raise InputError(f"missing; expected {expected}", path=path, record=index, field=key)
+    value = record[key]
+    if not isinstance(value, str):
+        raise InputError(f"is {type(value).__name__}, expected a string ({expected})", path=path, record=index, field=key)
+    return value
+
+
+def is_missing_number(value: Any) -> bool:
+    """None or NaN: how AlpacaEval files and pandas write 'no value'."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def read_csv_records(path: str | Path, *, expected: str, empty: str | None = None) -> list[dict[str, Any]]:
+    """The rows of a CSV file with a header; empty cells become ``empty`` (None: as a missing
+    JSON field; "" where an empty text is a value, such as an empty model response)."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"not a readable CSV file ({exc}); expected {expected}", path=path) from None
+    if not rows:
+        raise InputError(f"no rows; expected {expected}", path=path)
+    return [{k: (v if v != "" else empty) for k, v in row.items() if k is not None} for row in rows]
+
+
+def read_records(path: str | Path, *, expected: str, empty_cell: str | None = None) -> list[dict[str, Any]]:
+    """Records of a ``.csv`` file (empty cells become ``empty_cell``), or of a JSON list / JSON
+    Lines file (any other name)."""
+    if Path(path).suffix.lower() == ".csv":
+        return read_csv_records(path, expected=expected, empty=empty_cell)
+    return read_json_records(path, expected=expected)
