@@ -125,7 +125,9 @@ def load_model(
     book_base: str | dict | None = None,
 ):
     """``(GPT2LMHeadModel, model_name)`` for a hub id, a checkpoint directory, a book ``.pth``
-    file (imported once into evalkit's cache), or ``random:<size>`` (random init, seed 123)."""
+    file (imported once into evalkit's cache; ``book_base`` names its size or gives the book's
+    config dict, default: the size with its embedding width), or ``random:<size>`` (random init,
+    seed 123)."""
     with quiet_transformers():
         model, name = _load_model(str(spec), dropout, book_base)
     if device:
@@ -141,9 +143,9 @@ def _load_model(text: str, dropout: float | None, book_base):
     if text.startswith("random:"):
         model = random_model(text.split(":", 1)[1], dropout=dropout)
     elif text.endswith(".pth") and Path(text).is_file():
-        from finetune.book_import import import_book_checkpoint_cached
+        from finetune.book_import import import_book_checkpoint_cached, infer_book_base
 
-        folder = import_book_checkpoint_cached(text, base=book_base or "gpt2-medium")
+        folder = import_book_checkpoint_cached(text, base=book_base or infer_book_base(text))
         model = GPT2LMHeadModel.from_pretrained(folder, **kwargs)
     elif Path(text).exists():
         if not is_checkpoint_dir(text):

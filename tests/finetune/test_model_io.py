@@ -82,3 +82,12 @@ def test_checkpoint_dir_and_offline_hub_id(tiny_gpt2, tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(EvalkitError, match="empty: not a model"):
         load_model(tmp_path / "empty")
+
+
+def test_book_pth_size_is_inferred_from_its_width(tmp_path):
+    from finetune.book_import import infer_book_base
+
+    book = _book_model(TINY_BOOK | {"vocab_size": 100, "emb_dim": 768, "n_heads": 12, "n_layers": 1, "context_length": 8})
+    pth = tmp_path / "small.pth"
+    torch.save(book.state_dict(), pth)
+    assert infer_book_base(pth) == "gpt2-small (124M)"
