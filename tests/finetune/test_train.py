@@ -105,11 +105,10 @@ def test_resume_equals_uninterrupted(baseline, tmp_path, book_data_file):
         train(data=book_data_file, out=tmp_path / "out", **SETTINGS)
 
 
-def test_kill_9_mid_training_then_resume(baseline, tmp_path, book_data_file, run_cli):
-    store_path, out = tmp_path / "evalkit.db", tmp_path / "out"
-    settings = SETTINGS | {"save_every": 1}
-    proc = subprocess.Popen([sys.executable, "-m", "evalkit", "--store", str(store_path), *_cli_args(settings, book_data_file, out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _start_and_signal(store_path, out, settings, data, sig) -> tuple[int, str]:
+    """Start `evalkit finetune` in a subprocess, send ``sig`` once checkpoint 2 exists."""
+    proc = subprocess.Popen([sys.executable, "-m", "evalkit", "--store", str(store_path), *_cli_args(settings, data, out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
@@ -117,14 +116,26 @@ def test_kill_9_mid_training_then_resume(baseline, tmp_path, book_data_file, run
             if checkpoint is not None and int(checkpoint.name.split("-")[1]) >= 2:
                 break
             time.sleep(0.05)
-        assert proc.poll() is None, f"training ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+        assert proc.poll() is None, f"training ended before the signal: {proc.stderr.read()[-2000:]}"
+        os.kill(proc.pid, sig)
+        _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    killed_at = int(latest_checkpoint(out).name.split("-")[1])
-    assert 2 <= killed_at < 6
+    return proc.returncode, stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_kill_mid_training_then_resume(baseline, tmp_path, book_data_file, run_cli, sig):
+    store_path, out = tmp_path / "evalkit.db", tmp_path / "out"
+    settings = SETTINGS | {"save_every": 1}
+    rc, stderr = _start_and_signal(store_path, out, settings, book_data_file, sig)
+    stopped_at = int(latest_checkpoint(out).name.split("-")[1])
+    assert 2 <= stopped_at < 6
+    if sig == signal.SIGINT:  # Ctrl-C: finishes the step in flight, saves it, exits 130 saying how to go on
+        assert rc == 130 and "interrupted" in stderr
+        meta = json.loads((latest_checkpoint(out) / "evalkit_finetune.json").read_text())
+        assert meta["finished"] is False and meta["step"] == stopped_at
     with ResultsStore(store_path) as store:
         (run,) = store.list_runs(kind="finetune")
         assert run.status == "interrupted"
