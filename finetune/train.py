@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from evalkit.errors import EvalkitError
 from finetune.checkpoint import latest_checkpoint, load_training_state, rng_state, save_training_checkpoint, set_rng_state
-from finetune.collate import IGNORE_INDEX, PAD_TOKEN_ID, collate_batch
+from finetune.collate import IGNORE_INDEX, collate_batch
 from finetune.data import load_records, split_records
 from finetune.dataset import InstructionDataset, epoch_batches, padding_fraction
 from finetune.model import MODEL_SIZES, METADATA_FILE, load_model, random_model, read_metadata, save_checkpoint_dir, tokenizer_spec_for
