@@ -190,3 +190,12 @@ def test_lm_eval_loads_the_checkpoint_unchanged(baseline):
     with torch.no_grad():
         logprobs = torch.log_softmax(model(torch.tensor([ids])).logits[0, -2], dim=-1)
     assert loglikelihood == pytest.approx(float(logprobs[ids[-1]]), abs=1e-4)
+
+
+def test_gradient_accumulation_trains_the_same_model(tmp_path, book_data_file):
+    # two micro-batches of one record = one batch of two: the loss is the mean over all their tokens
+    settings = TINY_TRAINING | {"max_steps": 3, "save_every": 3}
+    whole = train(data=book_data_file, out=tmp_path / "whole", **settings)
+    accumulated = train(data=book_data_file, out=tmp_path / "accum", **settings | {"batch_size": 1, "grad_accum": 2})
+    assert accumulated.steps == whole.steps == 3
+    _assert_same_weights(_weights(tmp_path / "accum"), _weights(tmp_path / "whole"), atol=1e-6)
