@@ -267,8 +267,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "store", "verbose", "no_progress")}
     with open_store(args) as store:
         result = train(**options, store=store, progress=not args.no_progress)
-    print(json.dumps({"out": str(result.out_dir), "run_id": result.run_id, "steps": result.steps,
-                      "tokens_seen": result.tokens_seen, "train_loss": result.train_loss, "val_loss": result.val_loss}))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
+        print(json.dumps({"out": str(result.out_dir), "run_id": result.run_id, "steps": result.steps,
+                          "tokens_seen": result.tokens_seen, "train_loss": result.train_loss, "val_loss": result.val_loss,
+                          "tokens_per_second": result.tokens_per_second, "padding_fraction": result.padding_fraction}))
     return 0
 
 
