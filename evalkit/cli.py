@@ -267,8 +267,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "store", "verbose", "no_progress")}
     with open_store(args) as store:
         result = train(**options, store=store, progress=not args.no_progress)
-    print(json.dumps({"out": str(result.out_dir), "run_id": result.run_id, "steps": result.steps,
-                      "tokens_seen": result.tokens_seen, "train_loss": result.train_loss, "val_loss": result.val_loss}))
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
+        print(json.dumps({"out": str(result.out_dir), "run_id": result.run_id, "steps": result.steps,
+                          "tokens_seen": result.tokens_seen, "train_loss": result.train_loss, "val_loss": result.val_loss,
+                          "tokens_per_second": result.tokens_per_second, "padding_fraction": result.padding_fraction}))
     return 0
 
 
@@ -684,9 +686,44 @@ def _add_report(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
 # -- compare --------------------------------------------------------------------------------
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from evalkit.compare import compare_models
+    from evalkit.compare.display import write
+
+    with open_store(args) as store:
+        rows = compare_models(
+            store, args.model_a, args.model_b, metrics=args.metrics, alpha=args.alpha, bootstrap=args.bootstrap,
+            seed=args.seed, progress=sys.stderr.isatty(),
+        )
+    write(rows, args.format, args.model_a, args.model_b)
+    return 0
+
+
 def _add_compare(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
-    # [compare issue] compare
-    pass
+    p = sub.add_parser(
+        "compare",
+        parents=[parent],
+        help="is model B better than A? paired tests on the items both were measured on",
+        description="Compare two models mode by mode on the items both have (each model's latest finished run "
+        "per mode; runs with a different eval set, judge, template, reference or few-shot are refused, never "
+        "mixed): MMLU (exact McNemar), judge score (Wilcoxon), judge pairwise (sign test; head-to-head judge run "
+        "if one exists), human votes (exact binomial, ties excluded; Bradley-Terry difference). Intervals are "
+        "seeded paired bootstraps at level 1 - alpha; verdicts use Holm-adjusted p-values across the modes shown.",
+    )
+    p.add_argument("model_a", metavar="MODEL_A", help="model name as stored (see `evalkit runs list`)")
+    p.add_argument("model_b", metavar="MODEL_B", help="the model compared with A (B - A > 0 favours B)")
+    p.add_argument(
+        "--metrics",
+        type=_csv_list,
+        default=None,
+        help="comma-separated modes among mmlu,judge-score,judge-pairwise,human "
+        "(default: every mode where either model has results)",
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (family-wise, Holm)")
+    p.add_argument("--bootstrap", type=int, default=10000, help="bootstrap rounds for intervals (Bradley-Terry: at most 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the resampling")
+    _add_format(p)
+    p.set_defaults(func=cmd_compare)
 
 
 # -- entry point ----------------------------------------------------------------------------

@@ -157,6 +157,14 @@ def import_book_checkpoint(
     return save_checkpoint_dir(model.eval(), out_dir, tokenizer=tokenizer, metadata=metadata)
 
 
+def infer_book_base(pth: str | Path) -> str:
+    """The book's model size with the checkpoint's embedding width (the four sizes differ in
+    width), or chapter 7's ``gpt2-medium`` when none matches (the importer then says why)."""
+    sd = _state_dict(Path(pth))
+    width = sd["tok_emb.weight"].shape[1]
+    return next((name for name, cfg in BOOK_CONFIGS.items() if cfg["emb_dim"] == width), "gpt2-medium")
+
+
 def import_book_checkpoint_cached(pth: str | Path, *, base: str | dict = "gpt2-medium", tokenizer: str | None = None) -> Path:
     """Import once into evalkit's cache (keyed by the file's size, mtime and base) and reuse."""
     from evalkit.assets import cache_dir

@@ -92,12 +92,12 @@ def load_records(spec: str | Path | None = None, *, skip_invalid: bool = False) 
             if not skip_invalid:
                 raise
             errors.append(str(exc))
+    if not records:
+        raise InputError("no valid records" + (f" ({len(errors)} invalid; first: {errors[0]})" if errors else ""), path=label)
     if errors:
         warnings.warn(
             f"{label}: skipped {len(errors)} invalid record(s); first: {errors[0]}", InvalidRecordsWarning, stacklevel=2
         )
-    if not records:
-        raise InputError("no valid records", path=label)
     return records
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,20 @@ def _dropout_kwargs(dropout: float | None) -> dict[str, float]:
     return {"resid_pdrop": dropout, "embd_pdrop": dropout, "attn_pdrop": dropout}
 
 
+@contextmanager
+def quiet_transformers():
+    """No "Loading weights" / "Writing model shards" bars from transformers: evalkit shows its own."""
+    import transformers.utils.logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 def is_checkpoint_dir(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / "config.json").is_file()
 
@@ -110,18 +125,27 @@ def load_model(
     book_base: str | dict | None = None,
 ):
     """``(GPT2LMHeadModel, model_name)`` for a hub id, a checkpoint directory, a book ``.pth``
-    file (imported once into evalkit's cache), or ``random:<size>`` (random init, seed 123)."""
+    file (imported once into evalkit's cache; ``book_base`` names its size or gives the book's
+    config dict, default: the size with its embedding width), or ``random:<size>`` (random init,
+    seed 123)."""
+    with quiet_transformers():
+        model, name = _load_model(str(spec), dropout, book_base)
+    if device:
+        model.to(device)
+    return model, name
+
+
+def _load_model(text: str, dropout: float | None, book_base):
     from transformers import GPT2LMHeadModel
 
-    text = str(spec)
     name = model_name(text)
     kwargs = _dropout_kwargs(dropout)
     if text.startswith("random:"):
         model = random_model(text.split(":", 1)[1], dropout=dropout)
     elif text.endswith(".pth") and Path(text).is_file():
-        from finetune.book_import import import_book_checkpoint_cached
+        from finetune.book_import import import_book_checkpoint_cached, infer_book_base
 
-        folder = import_book_checkpoint_cached(text, base=book_base or "gpt2-medium")
+        folder = import_book_checkpoint_cached(text, base=book_base or infer_book_base(text))
         model = GPT2LMHeadModel.from_pretrained(folder, **kwargs)
     elif Path(text).exists():
         if not is_checkpoint_dir(text):
@@ -142,8 +166,6 @@ def load_model(
                 "Without internet access pass a local checkpoint directory (--model DIR), a book .pth file, "
                 "or start from random weights (--init random --model-size gpt2-tiny|gpt2|...)"
             ) from exc
-    if device:
-        model.to(device)
     return model, name
 
 
@@ -170,17 +192,10 @@ def save_checkpoint_dir(model, out_dir: str | os.PathLike[str], *, tokenizer: st
     tokenizer files, and ``evalkit_finetune.json``."""
     import shutil
 
-    import transformers.utils.logging as hf_logging
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    quiet = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # one "Writing model shards" bar per checkpoint is noise
-    try:
+    with quiet_transformers():
         getattr(model, "module", model).save_pretrained(out)
-    finally:
-        if quiet:
-            hf_logging.enable_progress_bar()
     for file in _tokenizer_files(tokenizer).iterdir():
         shutil.copyfile(file, out / file.name)
     (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from evalkit.errors import EvalkitError
 from finetune.checkpoint import latest_checkpoint, load_training_state, rng_state, save_training_checkpoint, set_rng_state
-from finetune.collate import IGNORE_INDEX, PAD_TOKEN_ID, collate_batch
+from finetune.collate import IGNORE_INDEX, collate_batch
 from finetune.data import load_records, split_records
 from finetune.dataset import InstructionDataset, epoch_batches, padding_fraction
 from finetune.model import MODEL_SIZES, METADATA_FILE, load_model, random_model, read_metadata, save_checkpoint_dir, tokenizer_spec_for
@@ -54,6 +54,13 @@ class TrainResult:
     val_loss: float | None
     log: list[dict] = field(default_factory=list)
     padding_fraction: float | None = None
+    train_seconds: float = 0.0  # time in optimizer steps of this invocation (no evaluation, no saving)
+    train_tokens: int = 0  # input positions (padding included, as tokens_seen) processed in that time
+    trained_tokens: int = 0  # of those, positions with a target (what the loss learns from)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        return self.train_tokens / self.train_seconds if self.train_seconds else None
 
 
 # -- distributed helpers ----------------------------------------------------------------------
@@ -118,10 +125,29 @@ def _lr_lambda(schedule: str, warmup: int, total: int):
     return factor
 
 
+class TokenLoss(torch.nn.Module):
+    """Summed cross-entropy of a GPT-2 over the positions that have a target.
+
+    The same numbers as the book's ``calc_loss_batch`` (times the token count), computed more
+    cheaply: the output head (vocabulary-sized, most of a small GPT-2's work) runs only on
+    positions whose target is not ``ignore_index``, so padding and masked instructions cost
+    nothing there. A module, so that DistributedDataParallel wraps it and syncs gradients.
+    """
+
+    def __init__(self, lm):
+        super().__init__()
+        self.lm = lm
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        hidden = self.lm.transformer(input_ids=inputs).last_hidden_state
+        keep = targets != IGNORE_INDEX
+        logits = self.lm.lm_head(hidden[keep])
+        return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+
+
 def _loss_sum(model, inputs: torch.Tensor, targets: torch.Tensor, autocast) -> torch.Tensor:
     with autocast:
-        logits = model(input_ids=inputs).logits
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="sum", ignore_index=IGNORE_INDEX)
+        return model(inputs, targets)
 
 
 @torch.no_grad()
@@ -134,7 +160,7 @@ def _mean_batch_loss(model, batches: list[tuple[torch.Tensor, torch.Tensor]], de
     losses = []
     for inputs, targets in batches:
         n = int((targets != IGNORE_INDEX).sum())
-        losses.append(float(_loss_sum(model, inputs.to(device), targets.to(device), autocast)) / max(n, 1))
+        losses.append(float(_loss_sum(TokenLoss(model), inputs.to(device), targets.to(device), autocast)) / max(n, 1))
     model.train(was_training)
     return sum(losses) / len(losses)
 
@@ -349,11 +375,11 @@ def train(
     else:
         torch.manual_seed(seed)  # the book's torch.manual_seed(123) before training: dropout draws
 
-    forward_model = lm
+    forward_model = TokenLoss(lm)
     if dist_info.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
-        forward_model = DistributedDataParallel(lm, device_ids=[dist_info.local_rank] if dev.type == "cuda" else None)
+        forward_model = DistributedDataParallel(forward_model, device_ids=[dist_info.local_rank] if dev.type == "cuda" else None)
     if compile:
         forward_model = torch.compile(forward_model)
 
@@ -423,6 +449,7 @@ def train(
         bar.start()
     started, tokens_at_start, step_at_start = time.perf_counter(), tokens_seen, step
     used_batches: dict[int, list[list[int]]] = {}
+    step_seconds, trained_tokens = 0.0, 0
     per_rank = batch_size // dist_info.world
     try:
         with _StopFlag() as stop, (run if run is not None else nullcontext()):
@@ -433,6 +460,7 @@ def train(
                 if next_batch >= len(batches):
                     epoch, next_batch = epoch + 1, 0
                     continue
+                step_began = time.perf_counter()
                 group = batches[next_batch : next_batch + grad_accum]
                 micro = [
                     collate_batch([train_set[i] for i in b[dist_info.rank * per_rank : (dist_info.rank + 1) * per_rank]],
@@ -462,6 +490,8 @@ def train(
                 scheduler.step()
                 step += 1
                 tokens_seen += int(seen)
+                step_seconds += time.perf_counter() - step_began
+                trained_tokens += int(n_tokens)
                 next_batch += len(group)
                 if next_batch >= len(batches):
                     epoch, next_batch = epoch + 1, 0
@@ -491,6 +521,8 @@ def train(
             torch.distributed.destroy_process_group()
     all_batches = [b for batches in used_batches.values() for b in batches]
     result.padding_fraction = padding_fraction(lengths, all_batches, max_length) if all_batches else None
+    result.train_seconds, result.train_tokens = step_seconds, tokens_seen - tokens_at_start
+    result.trained_tokens = trained_tokens
     return result
 
 
