@@ -136,6 +136,12 @@ def build_lm(source: ModelSource, *, backend: str, model_args: dict[str, Any], b
     if "pretrained" in model_args:
         raise EvalkitError("--model-args must not set pretrained; --model names the model")
     args = {"pretrained": source.pretrained, **model_args}
+    if device is None:
+        # lm-eval's HFLM is handed device=None explicitly here and then reaches for CUDA on a
+        # CPU-only torch; the help promises "cuda when available, else cpu", so decide it here
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         return lm_eval.api.registry.get_model(backend).create_from_arg_obj(
             args, {"batch_size": batch_size, "max_batch_size": None, "device": device}

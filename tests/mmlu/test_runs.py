@@ -33,7 +33,8 @@ def test_groups_are_weighted_by_size_as_lm_eval_aggregates_mmlu(small_run):
 
 
 def test_cli_prints_the_table_and_stores_the_run(run_cli, tiny_gpt2, small_mmlu, tmp_path):
-    rc, out, err = run_cli("mmlu", "--model", tiny_gpt2, "--data", small_mmlu, "--limit", "2", "--device", "cpu", "--batch-size", "4")
+    # no --device: cuda when available, else cpu (a CPU-only torch must not be asked for CUDA)
+    rc, out, err = run_cli("mmlu", "--model", tiny_gpt2, "--data", small_mmlu, "--limit", "2", "--batch-size", "4")
     assert rc == 0, err
     lines = out.splitlines()
     assert "MMLU: " in out and "level" in out and "stderr" in out
