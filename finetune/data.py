@@ -8,7 +8,6 @@ empty) and ``output``: the book's ``instruction-data.json``, Stanford Alpaca's
 
 from __future__ import annotations
 
-import json
 import random
 import warnings
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from evalkit.assets import resolve_data
 from evalkit.errors import InputError
 from evalkit.items import instruction_item_id
+from evalkit.records import JsonSyntaxError, read_json_records
 
 BOOK_DATA_URL = (
     "https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/main/ch07/01_main-chapter-code/instruction-data.json"
@@ -30,32 +30,16 @@ class InvalidRecordsWarning(UserWarning):
     """Records skipped by ``skip_invalid=True``; the message counts them and names the first."""
 
 
-def _parse(path: Path, label: str) -> list[tuple[object, object]]:
-    """``[(record label, value)]`` from a JSON list or a JSON Lines file."""
+def _read(path: Path, label: str) -> list[tuple[object, object]]:
+    """``[(record label, value)]`` from a JSON list or a JSON Lines file; the values are checked
+    by :func:`validate_record` so that ``skip_invalid`` can drop a non-object too."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=label) from exc
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", path=label) from exc
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})", path=label) from exc
-        return list(enumerate(doc))
-    if stripped.startswith("{"):
-        out = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                out.append((f"{len(out)} (line {lineno})", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"not valid JSON ({exc.msg})", path=label, record=f"{len(out)} (line {lineno})") from exc
-        return out
-    raise InputError("expected a JSON list of records or JSON Lines (one object a line)", path=label)
+        records = read_json_records(path, objects_only=False, shown_as=label)
+    except JsonSyntaxError as exc:
+        if exc.index is None:
+            raise InputError(f"not valid JSON ({exc.reason} at line {exc.line}, column {exc.column})", path=label) from exc
+        raise InputError(f"not valid JSON ({exc.reason})", path=label, record=f"{exc.index} (line {exc.line})") from exc
+    return [(record.label, record.value) for record in records]
 
 
 def validate_record(value: object, *, path: object, index: object) -> dict:
@@ -85,7 +69,7 @@ def load_records(spec: str | Path | None = None, *, skip_invalid: bool = False) 
     path = resolve_data(spec)
     label = str(spec)
     records, errors = [], []
-    for index, value in _parse(path, label):
+    for index, value in _read(path, label):
         try:
             records.append(validate_record(value, path=label, index=index))
         except InputError as exc:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import EvalkitError, InputError
 from evalkit.items import instruction_item_id
+from evalkit.records import JsonSyntaxError, read_json_records
 from evalkit.store import content_hash, utc_now
 
 if TYPE_CHECKING:
@@ -270,27 +271,14 @@ def read_preference_records(path: str | Path) -> list[dict[str, Any]]:
     or JSON lines). Errors name the file, the record and the field."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror or exc})", path=path) from exc
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"malformed JSON at line {exc.lineno}: {exc.msg}", path=path) from exc
-        numbered = list(enumerate(records))
-    else:
-        numbered = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                numbered.append((lineno, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise InputError(f"malformed JSON: {exc.msg}", path=path, record=f"on line {lineno}") from exc
+        entries = read_json_records(path, objects_only=False)
+    except JsonSyntaxError as exc:
+        if exc.index is None:
+            raise InputError(f"malformed JSON at line {exc.line}: {exc.reason}", path=path) from exc
+        raise InputError(f"malformed JSON: {exc.reason}", path=path, record=f"on line {exc.line}") from exc
     out = []
-    for where, record in numbered:
+    for entry in entries:
+        record, where = entry.value, entry.index if entry.line is None else entry.line
         if not isinstance(record, dict):
             raise InputError("expected a JSON object", path=path, record=where)
         for name in ("instruction", "chosen", "rejected"):
@@ -299,8 +287,6 @@ def read_preference_records(path: str | Path) -> list[dict[str, Any]]:
         if record.get("input") is not None and not isinstance(record["input"], str):
             raise InputError("not a string", path=path, record=where, field="input")
         out.append(record)
-    if not out:
-        raise InputError("no records", path=path)
     return out
 
 

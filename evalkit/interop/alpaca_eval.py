@@ -33,10 +33,11 @@ from typing import Any
 import numpy as np
 
 from evalkit.errors import InputError
-from evalkit.interop._records import is_missing_number, read_json_records, require_text
+from evalkit.interop._records import is_missing_number, require_text
 from evalkit.interop.length_control import VARIANT as LENGTH_CONTROL_VARIANT
 from evalkit.interop.length_control import length_controlled_winrate
 from evalkit.items import instruction_item_id
+from evalkit.records import read_json_records
 from evalkit.store import Metric, ResultsStore
 
 ANNOTATIONS = "AlpacaEval annotations (a JSON list of objects with instruction, output_1, generator_1, output_2, generator_2, preference)"
@@ -104,7 +105,7 @@ def pairwise_metrics(samples: Iterable[dict[str, Any]]) -> dict[str, Metric]:
 def read_annotations(path: str | Path) -> list[dict[str, Any]]:
     """AlpacaEval annotation records, validated: judge-pairwise sample payloads in file order."""
     path = Path(path)
-    records = read_json_records(path, expected=ANNOTATIONS)
+    records = [record.value for record in read_json_records(path, expected=ANNOTATIONS)]
     if not any("preference" in r for r in records):
         keys = ", ".join(sorted(records[0])[:8])
         raise InputError(

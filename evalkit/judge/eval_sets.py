@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from evalkit.assets import resolve_data
 from evalkit.errors import InputError
 from evalkit.items import instruction_item_id
+from evalkit.records import JsonSyntaxError, read_json_records
 from evalkit.store import content_hash
 
 ALPACA_EVAL_URL = (
@@ -48,26 +48,13 @@ class EvalSet:
 
 def read_instruction_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Records of a JSON list or JSONL file, checked field by field (errors name them)."""
-    path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror})", path=path) from exc
-    try:
-        data = json.loads(text)
-        rows = data if isinstance(data, list) else None
-    except json.JSONDecodeError:
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"not JSON or JSONL ({exc.msg})", path=path, record=number) from exc
-    if rows is None:
-        raise InputError("expected a JSON list of records (or JSONL)", path=path)
+        entries = read_json_records(path, objects_only=False)
+    except JsonSyntaxError as exc:
+        raise InputError(f"not JSON or JSONL ({exc.reason})", path=path, record=exc.line) from exc
     records = []
-    for index, row in enumerate(rows):
+    for entry in entries:
+        index, row = entry.index, entry.value
         if not isinstance(row, dict):
             raise InputError("record is not an object", path=path, record=index)
         for name in ("instruction", "input", "output", "generator"):
