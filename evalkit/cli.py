@@ -68,7 +68,7 @@ def open_store(args: argparse.Namespace):
 def _runs_rows(records) -> list[dict]:
     rows = []
     for r in records:
-        headline = next((n for n in ("acc", "score_mean", "win_rate", "val_loss") if n in r.metrics), None)
+        headline = next((n for n in ("acc", "score_mean", "win_rate", "val_loss", "n_votes", "n") if n in r.metrics), None)
         rows.append(
             {
                 "id": r.id,
@@ -88,7 +88,10 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
     if args.format == "json":
         print_rows([], "json", json_value=[r.as_dict() for r in records])
     else:
-        print_rows(_runs_rows(records), args.format, columns=["id", "kind", "model", "status", "created_at", "metric"], title="runs")
+        rows = _runs_rows(records)
+        if args.format == "table":  # minutes are enough on a screen; csv keeps the full timestamp
+            rows = [{**row, "created_at": row["created_at"][:16].replace("T", " ")} for row in rows]
+        print_rows(rows, args.format, columns=["id", "kind", "model", "status", "created_at", "metric"], title="runs")
     return 0
 
 

@@ -62,7 +62,8 @@ def print_rows(
     columns = list(columns or (rows[0].keys() if rows else []))
     table = Table(title=title, show_lines=False)
     for col in columns:
-        table.add_column(Text(col), overflow="fold")
+        # ids are copied into later commands: never fold them over two lines
+        table.add_column(Text(col), overflow="fold", no_wrap=col in ("id", "run_id"))
     for row in rows:
         table.add_row(*(Text(fmt_number(row.get(c))) for c in columns))  # Text: no markup from data
     if not rows:
