@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from benchmarks._forked import run_forked
+from tests.finetune.book_reference import custom_collate_fn as book_collate  # the book's code, kept once
 
 SHARED = Path(os.environ.get("EVALKIT_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 DATA = SHARED / "book-ch07" / "instruction-data.json"
@@ -31,27 +32,6 @@ MAX_LENGTH = 1024
 SEED = 123
 
 
-def _book_collate(batch, pad_token_id=50256, ignore_index=-100, allowed_max_length=None):
-    # the book's custom_collate_fn, verbatim in substance
-    batch_max_length = max(len(item) + 1 for item in batch)
-    inputs_lst, targets_lst = [], []
-    for item in batch:
-        new_item = item.copy()
-        new_item += [pad_token_id]
-        padded = new_item + [pad_token_id] * (batch_max_length - len(new_item))
-        inputs = torch.tensor(padded[:-1])
-        targets = torch.tensor(padded[1:])
-        mask = targets == pad_token_id
-        indices = torch.nonzero(mask).squeeze()
-        if indices.numel() > 1:
-            targets[indices[1:]] = ignore_index
-        if allowed_max_length is not None:
-            inputs, targets = inputs[:allowed_max_length], targets[:allowed_max_length]
-        inputs_lst.append(inputs)
-        targets_lst.append(targets)
-    return torch.stack(inputs_lst), torch.stack(targets_lst)
-
-
 def _book_loop(encoded: list[list[int]], batches: list[list[int]]) -> dict:
     from finetune import random_model
 
@@ -60,7 +40,7 @@ def _book_loop(encoded: list[list[int]], batches: list[list[int]]) -> dict:
     torch.manual_seed(SEED)
     # the book's DataLoader, drawing the same batches evalkit's first epoch uses (same work)
     loader = torch.utils.data.DataLoader(
-        encoded, batch_sampler=batches, num_workers=0, collate_fn=partial(_book_collate, allowed_max_length=MAX_LENGTH),
+        encoded, batch_sampler=batches, num_workers=0, collate_fn=partial(book_collate, allowed_max_length=MAX_LENGTH),
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.1)
     tokens, real, steps = 0, 0, 0
