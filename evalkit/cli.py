@@ -195,11 +195,11 @@ def _add_import(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
 
 
 def cmd_import_responses(args: argparse.Namespace) -> int:
-    from evalkit.interop.responses import import_responses, read_responses
+    from evalkit.interop.responses import import_responses
 
-    _, field = read_responses(args.file)
     with open_store(args) as store:
         run_id = import_responses(store, args.file, name=args.name)
+        field = store.get_run(run_id, with_metrics=False).config["response_field"]
     print(f"responses read from field {field!r}", file=sys.stderr)
     print(run_id)
     return 0
