@@ -44,6 +44,35 @@ class JsonSyntaxError(InputError):
         self.reason = reason
 
 
+def _read_text(path: Path, shown: object, expected: str) -> str:
+    """A file's UTF-8 text, or an :class:`InputError` that says why it cannot be had."""
+    wanted = f"; expected {expected}"
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", path=shown) from None
+    except IsADirectoryError:
+        raise InputError(f"is a folder; expected a file of {expected}", path=shown) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start}){wanted} as JSON", path=shown) from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror or exc})", path=shown) from None
+
+
+def read_json_document(path: str | Path, *, expected: str | None = None) -> Any:
+    """One JSON document (a key, a results file, an export), with the same errors as
+    :func:`read_json_records`; the caller checks what the document holds."""
+    path = Path(path)
+    text = _read_text(path, path, expected or "a JSON document")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise JsonSyntaxError(
+            f"line {exc.lineno}: not valid JSON ({exc.msg})" + (f"; expected {expected}" if expected else ""),
+            path=path, index=None, line=exc.lineno, column=exc.colno, reason=exc.msg,
+        ) from None
+
+
 def read_json_records(
     path: str | Path,
     *,
@@ -63,16 +92,7 @@ def read_json_records(
     path = Path(path)
     shown = path if shown_as is None else shown_as
     wanted = f"; expected {expected}" if expected else ""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", path=shown) from None
-    except IsADirectoryError:
-        raise InputError(f"is a folder; expected a file of {expected or 'records'}", path=shown) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start}){wanted} as JSON", path=shown) from None
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror or exc})", path=shown) from None
+    text = _read_text(path, shown, expected or "records")
     stripped = text.lstrip()
     if not stripped:
         raise InputError(f"empty file{wanted}", path=shown)

@@ -90,12 +90,9 @@ def export_run(store: ResultsStore, run_id: str, fmt: str, out: Path | None = No
 
 
 def import_run_file(store: ResultsStore, path: Path) -> str:
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise EvalkitError(f"{path}: no such file") from None
-    except json.JSONDecodeError as exc:
-        raise EvalkitError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    from evalkit.records import read_json_document
+
+    doc = read_json_document(path, expected="an evalkit run export (`evalkit runs export ID --format json`)")
     return store.import_run(doc, source=str(path))
 
 

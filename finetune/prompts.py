@@ -13,12 +13,12 @@ Built-in styles are registered by name (``alpaca``: the book's; ``phi3``: the bo
 
 from __future__ import annotations
 
-import json
 import string
 from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit.errors import InputError
+from evalkit.records import read_json_document
 from evalkit.store import content_hash
 
 
@@ -122,12 +122,7 @@ register_style(
 
 def load_style_file(path: str | Path) -> PromptStyle:
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read prompt style file ({exc.strerror})", path=path) from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg} at line {exc.lineno})", path=path) from exc
+    doc = read_json_document(path, expected="a prompt style file (JSON)")
     if not isinstance(doc, dict):
         raise InputError('expected a JSON object with "prompt", "input" and "response"', path=path)
     for key in ("prompt", "response"):

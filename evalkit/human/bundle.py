@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import EvalkitError, InputError
 from evalkit.items import instruction_item_id
-from evalkit.records import JsonSyntaxError, read_json_records
+from evalkit.records import JsonSyntaxError, read_json_document, read_json_records
 from evalkit.store import content_hash, utc_now
 
 if TYPE_CHECKING:
@@ -345,11 +345,9 @@ def load_key(path: str | Path) -> dict[str, Any]:
     """A bundle's key.json, checked."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read ({exc.strerror or exc})", path=path) from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON at line {exc.lineno}: {exc.msg}", path=path) from exc
+        doc = read_json_document(path, expected="a bundle key (DIR/key.json)")
+    except JsonSyntaxError as exc:  # the page's organisers know "malformed JSON" from the ratings import
+        raise InputError(f"malformed JSON at line {exc.line}: {exc.reason}", path=path) from None
     if not isinstance(doc, dict) or doc.get("format") != KEY_FORMAT:
         raise InputError(f"not a bundle key (expected \"format\": \"{KEY_FORMAT}\"; pass DIR/key.json)", path=path)
     if int(doc.get("format_version", 0)) > KEY_FORMAT_VERSION:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import InputError
+from evalkit.records import read_json_document
 from evalkit.store import Metric, ResultsStore
 
 RESULTS = "an lm-eval results file for MMLU tasks (a JSON object with 'results', as `lm_eval --output_path` writes it)"
@@ -32,12 +33,7 @@ RESULT_FILE_KEYS = (
 
 
 def _load(path: Path) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"not valid JSON ({exc}); expected {RESULTS}", path=path) from None
+    doc = read_json_document(path, expected=RESULTS)
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), dict):
         raise InputError(f"no 'results' object; expected {RESULTS}", path=path)
     return doc

@@ -85,3 +85,19 @@ def test_missing_file_folder_and_shown_name(tmp_path):
     with pytest.raises(InputError) as info:
         read_json_records(path, shown_as="https://example.org/data.json")
     assert str(info.value) == "https://example.org/data.json: no records"
+
+
+def test_read_json_document_names_file_line_and_what_was_expected(tmp_path):
+    from evalkit.records import JsonSyntaxError, read_json_document
+
+    good = tmp_path / "key.json"
+    good.write_text('{"format": "x", "n": [1, 2]}', encoding="utf-8")
+    assert read_json_document(good) == {"format": "x", "n": [1, 2]}
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "a": 1,\n  oops\n}', encoding="utf-8")
+    with pytest.raises(JsonSyntaxError) as info:
+        read_json_document(bad, expected="a bundle key")
+    assert str(info.value) == f"{bad}: line 3: not valid JSON (Expecting property name enclosed in double quotes); expected a bundle key"
+    assert info.value.line == 3
+    with pytest.raises(InputError, match="missing.json: no such file"):
+        read_json_document(tmp_path / "missing.json")
