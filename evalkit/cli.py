@@ -267,14 +267,32 @@ def _add_import_sources(imp_sub: argparse._SubParsersAction, parent: argparse.Ar
 def cmd_finetune(args: argparse.Namespace) -> int:
     from finetune import train
 
-    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "store", "verbose", "no_progress")}
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "store", "verbose", "no_progress", "method", "ref_model", "beta")}
+    if args.method == "dpo":
+        from finetune.dpo import train_dpo as train
+
+        options.update(ref_model=args.ref_model, beta=args.beta)
+    elif args.ref_model is not None:
+        raise EvalkitError("--ref-model is for --method dpo")
     with open_store(args) as store:
         result = train(**options, store=store, progress=not args.no_progress)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
-        print(json.dumps({"out": str(result.out_dir), "run_id": result.run_id, "steps": result.steps,
-                          "tokens_seen": result.tokens_seen, "train_loss": result.train_loss, "val_loss": result.val_loss,
-                          "tokens_per_second": result.tokens_per_second, "padding_fraction": result.padding_fraction}))
+        print(json.dumps(result.summary()))
     return 0
+
+
+def _add_finetune_methods(p: argparse.ArgumentParser) -> None:
+    """LoRA (finetune.lora) and preference tuning (finetune.dpo) on top of the SFT options."""
+    from finetune.lora import TARGETS
+
+    group = p.add_argument_group("LoRA (only low-rank adapters train; the saved model is merged, adapters in OUT/adapter)")
+    group.add_argument("--lora-rank", type=int, metavar="R", help="train LoRA adapters of rank R instead of all weights")
+    group.add_argument("--lora-alpha", type=float, metavar="A", help="LoRA scaling alpha (update scaled by A/R; default: R; the book's alpha=16 at rank 16 is 256)")
+    group.add_argument("--lora-targets", type=_csv_list, metavar="M,N", help=f"GPT-2 modules to adapt (default: {','.join(TARGETS)})")
+    group = p.add_argument_group("preference tuning (DPO)")
+    group.add_argument("--method", choices=["sft", "dpo"], default="sft", help="sft: instruction fine-tuning; dpo: Direct Preference Optimization on chosen/rejected records")
+    group.add_argument("--ref-model", metavar="DIR", help="dpo: the frozen reference model (default: --model)")
+    group.add_argument("--beta", type=float, default=0.1, help="dpo: strength of the pull towards the reference model")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -331,6 +349,7 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory (a Hugging Face checkpoint)")
+    _add_finetune_methods(p)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("generate", parents=[parent], help="generate responses (batched, KV cache) into the store and a JSONL file")
