@@ -748,6 +748,70 @@ def _add_compare(sub: argparse._SubParsersAction, parent: argparse.ArgumentParse
     p.set_defaults(func=cmd_compare)
 
 
+# -- experiment and store merge -------------------------------------------------------------
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from evalkit.experiment import load_plan, run_experiment
+    from evalkit.experiment.plan import find_plan
+    from evalkit.experiment.report import HEADINGS, TABLE_COLUMNS, table_rows
+
+    plan_file = find_plan(args.plan)
+    plan = load_plan(plan_file)
+    out = args.out or Path("experiments") / plan.name
+    with open_store(args) as store:
+        result = run_experiment(plan, plan_file, store, out, data_dir=args.data_dir, only=args.only,
+                                progress=not args.no_progress)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    done = sum(1 for s in result.steps if s.status == "done")
+    print(f"{done} step(s) run, {len(result.steps) - done} already finished; state in {out}", file=sys.stderr)
+    if args.only is None:
+        columns = [HEADINGS[c] for c in TABLE_COLUMNS]
+        rows = [{HEADINGS[k]: v for k, v in r.items() if k in HEADINGS} for r in table_rows(result.rows)]
+        print_rows(rows, args.format, columns=columns, title=f"{plan.name}: each variant against {plan.baseline!r}",
+                   json_value={"plan": plan.name, "baseline": plan.baseline, "rows": result.rows,
+                               "steps": [vars(s) for s in result.steps], "notes": result.notes,
+                               "report": str(result.report) if result.report else None})
+        if result.report:
+            print(f"wrote {result.report}", file=sys.stderr)
+    return 0
+
+
+def _add_experiment(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "experiment", parents=[parent], help="train, evaluate and compare the variants of a plan (YAML)",
+        description="Run a plan: fine-tune every variant (style, masking, LoRA, DPO, data, seeds), generate, "
+        "MMLU, judge and a rating bundle, each an ordinary run in the store; steps already finished are skipped, "
+        "so re-running resumes. Ends with every variant compared against the baseline variant in every mode "
+        "(Holm-adjusted across variants and modes) and an HTML report.",
+    )
+    p.add_argument("plan", metavar="PLAN.yaml", help="the plan file, or a shipped plan: tiny, ch07-exercises")
+    p.add_argument("--out", type=Path, help="folder for models, responses, state and report (default: experiments/PLAN-NAME)")
+    p.add_argument("--data-dir", type=Path, metavar="DIR", help="resolve the plan's relative data paths here (default: the plan's folder)")
+    p.add_argument("--only", metavar="VARIANT", help="run one variant (and train what it starts from); no comparison")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_format(p)
+    p.set_defaults(func=cmd_experiment)
+
+
+def cmd_store_merge(args: argparse.Namespace) -> int:
+    from evalkit.store_merge import merge_stores
+
+    with open_store(args) as store:
+        result = merge_stores(store, args.other)
+    print(f"merged {len(result.added)} run(s) from {args.other}; {len(result.already_present)} already present")
+    return 0
+
+
+def _add_store(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("store", parents=[parent], help="manage the results store")
+    store_sub = p.add_subparsers(dest="store_command", metavar="COMMAND", required=True)
+    m = store_sub.add_parser("merge", parents=[parent], help="copy another store's runs into this one (refuses conflicting ids)")
+    m.add_argument("other", type=Path, metavar="OTHER.db", help="the store to merge in")
+    m.set_defaults(func=cmd_store_merge)
+
+
 # -- entry point ----------------------------------------------------------------------------
 
 
@@ -763,7 +827,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"evalkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_finetune, _add_mmlu, _add_judge, _add_human, _add_report, _add_compare, _add_import, _add_runs):
+    for add in (_add_finetune, _add_mmlu, _add_judge, _add_human, _add_report, _add_compare, _add_import, _add_runs,
+                _add_experiment, _add_store):
         add(sub, parent)
     return parser
 
