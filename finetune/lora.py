@@ -16,7 +16,6 @@ so a resumed run continues from exactly the interrupted weights.
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -73,11 +72,45 @@ def attach_lora(lm, settings: LoraSettings, *, seed: int = 123, adapter_from: st
         return get_peft_model(lm, config)
 
 
+def merged_state_dict(peft_model) -> dict[str, Any]:
+    """The base model's state dict with each adapter's update added to its weight: what
+    ``merge_and_unload`` computes (``W + delta``), without touching the training model and
+    without copying the parts that do not change (which a deep copy would)."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    base = peft_model.get_base_model()
+    with torch.no_grad():
+        deltas = {f"{name}.weight": module.get_delta_weight(adapter)
+                  for name, module in base.named_modules() if isinstance(module, LoraLayer) for adapter in module.active_adapters}
+        merged = {}
+        for key, value in base.state_dict().items():
+            if ".lora_" in key:
+                continue
+            key = key.replace(".base_layer.", ".")
+            merged[key] = value + deltas[key] if key in deltas else value
+    return merged
+
+
 def merged_model(peft_model):
-    """A plain ``GPT2LMHeadModel`` with the adapters merged into a copy of the weights (the
-    training model keeps its separate, frozen base: merging in place and unmerging would not
-    give back the base bit for bit)."""
-    return copy.deepcopy(peft_model).merge_and_unload()
+    """A plain ``GPT2LMHeadModel`` holding the merged weights (the training model is untouched)."""
+    from transformers import GPT2LMHeadModel
+
+    base = peft_model.get_base_model()
+    model = GPT2LMHeadModel(base.config)
+    model.load_state_dict(merged_state_dict(peft_model))
+    return model
+
+
+class _MergedWeights:
+    """Quacks like a model for :func:`finetune.model.save_checkpoint_dir`: saves the merged
+    state dict under the base model's config and class."""
+
+    def __init__(self, peft_model):
+        self.base, self.state_dict = peft_model.get_base_model(), merged_state_dict(peft_model)
+
+    def save_pretrained(self, out) -> None:
+        self.base.save_pretrained(out, state_dict=self.state_dict)
 
 
 def save_lora_checkpoint(peft_model, out_dir: str | os.PathLike[str], *, tokenizer: str | None, metadata: dict[str, Any]) -> Path:
@@ -86,7 +119,7 @@ def save_lora_checkpoint(peft_model, out_dir: str | os.PathLike[str], *, tokeniz
     from finetune.model import quiet_transformers, save_checkpoint_dir
 
     model = getattr(peft_model, "module", peft_model)
-    out = save_checkpoint_dir(merged_model(model), out_dir, tokenizer=tokenizer, metadata=metadata)
+    out = save_checkpoint_dir(_MergedWeights(model), out_dir, tokenizer=tokenizer, metadata=metadata)
     with quiet_transformers():
         model.save_pretrained(out / ADAPTER_DIR)
     return out
