@@ -27,6 +27,7 @@ _EXPORTS = {
     "encode_text": "finetune.dataset",
     "epoch_batches": "finetune.dataset",
     "padding_fraction": "finetune.dataset",
+    "train_dpo": "finetune.dpo",
     "book_generate": "finetune.generate",
     "generate_batch": "finetune.generate",
     "generate_responses": "finetune.generate",
@@ -66,6 +67,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from finetune.collate import IGNORE_INDEX, PAD_TOKEN_ID, collate_batch
     from finetune.data import BOOK_DATA_URL, InvalidRecordsWarning, load_records, split_records
     from finetune.dataset import InstructionDataset, encode_text, epoch_batches, padding_fraction
+    from finetune.dpo import train_dpo
     from finetune.generate import (
         book_generate,
         generate_batch,

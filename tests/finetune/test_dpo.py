@@ -135,3 +135,35 @@ def test_a_record_without_rejected_is_refused_naming_file_record_and_field(tmp_p
     assert not (tmp_path / "out").exists()
     with ResultsStore(tmp_path / "s.db") as store:
         assert store.list_runs() == []
+
+
+def test_ddp_two_cpu_processes_match_one_process(tmp_path, preference_file):
+    import os
+    import shutil
+
+    from transformers import GPT2LMHeadModel
+
+    torchrun = shutil.which("torchrun") or pytest.skip("torchrun not on PATH")
+    settings = dict(init="random", limit=60, batch_size=4, max_length=48, max_steps=3, eval_every=3, eval_batches=1,
+                    save_every=3, lr=1e-3, progress=False)
+    proc = subprocess.Popen(
+        [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "evalkit", "--store", str(tmp_path / "db"), "finetune",
+         "--method", "dpo", "--model", "gpt2-tiny", "--init", "random", "--data", str(preference_file), "--limit", "60",
+         "--batch-size", "4", "--max-length", "48", "--max-steps", "3", "--eval-every", "3", "--eval-batches", "1",
+         "--save-every", "3", "--lr", "1e-3", "--no-progress", "--out", str(tmp_path / "ddp")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    try:
+        single = train_dpo("gpt2-tiny", preference_file, tmp_path / "single", **settings)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr[-3000:]
+    (summary,) = stdout.strip().splitlines()  # rank 0 only
+    assert json.loads(summary)["steps"] == 3 and json.loads(summary)["method"] == "dpo"
+    # each process took half of every batch; the loss is the mean over the pairs of both
+    a = GPT2LMHeadModel.from_pretrained(tmp_path / "ddp").state_dict()
+    b = GPT2LMHeadModel.from_pretrained(single.out_dir).state_dict()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6), key
