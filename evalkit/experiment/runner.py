@@ -202,7 +202,7 @@ class _PlanSteps:
             if responses_run is None:
                 raise EvalkitError(f"judge {variant}: its responses were not generated")
             return run_judge(self.store, responses_run=responses_run, judge_model=options.model, mode=options.mode,
-                             hosts=options.host, concurrency=options.concurrency, prompt_template=options.template,
+                             hosts=options.host, concurrency=options.concurrency, prompt_template=self.data(options.template),
                              timeout=options.timeout, progress=False)
 
         return Step(f"judge/{variant}/s{seed}", "judge", variant, seed, settings, action, weight=3)
