@@ -292,7 +292,7 @@ def _add_finetune_methods(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("preference tuning (DPO)")
     group.add_argument("--method", choices=["sft", "dpo"], default="sft", help="sft: instruction fine-tuning; dpo: Direct Preference Optimization on chosen/rejected records")
     group.add_argument("--ref-model", metavar="DIR", help="dpo: the frozen reference model (default: --model)")
-    group.add_argument("--beta", type=float, default=0.1, help="dpo: strength of the pull towards the reference model")
+    group.add_argument("--beta", type=float, default=0.1, help="dpo: strength of the pull towards the reference model (the book's DPO: --beta 0.1 --lr 5e-6 --weight-decay 0.01 --epochs 1)")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:

@@ -12,6 +12,8 @@ line, which reads :data:`MODEL_SIZES`) does not pay for importing torch and tran
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
@@ -48,6 +50,20 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
+
+
+class _Package(types.ModuleType):
+    """``finetune.train`` is both a submodule and the exported function. Importing the submodule
+    (``from finetune.train import X``, as :mod:`finetune.dpo` does) would set the package's
+    ``train`` to the module; the public name stays the function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:
