@@ -14,6 +14,7 @@ from typing import Any
 
 from evalkit.errors import EvalkitError
 from evalkit.output import print_rows, to_csv
+from evalkit.schema import check_safe_id
 from evalkit.store import ResultsStore
 
 # name -> function(store, run_id, out) -> path written (None when printed to stdout)
@@ -25,7 +26,8 @@ def _write_text(text: str, out: Path | None, default_name: str) -> Path | None:
         sys.stdout.write(text)
         return None
     if out.is_dir():
-        out = out / default_name
+        # the default name comes from a run id: never a path that leaves the folder
+        out = out / check_safe_id(default_name, "export file name")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(text, encoding="utf-8")

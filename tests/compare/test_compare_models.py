@@ -256,12 +256,15 @@ def test_bad_requests_are_clear_errors(store):
         compare_models(store, "X", "Y")
 
 
-def test_malformed_preference_names_run_item_and_field(store):
+def test_malformed_preference_is_refused_by_the_store_naming_run_item_and_field(store):
+    from evalkit.schema import SchemaError
+
     records = builders.instructions(3)
     builders.pairwise_run(store, "A", records, [1, 2, 1.5])
-    bad = builders.pairwise_run(store, "B", records, [1, "much better", 1.5])
-    with pytest.raises(InputError, match=rf"run {bad}.*record .*field 'preference'.*not a number"):
-        compare_models(store, "A", "B")
+    with pytest.raises(SchemaError, match=r"run judge-pairwise-\S+, item '[0-9a-f]+': field 'preference'"):
+        builders.pairwise_run(store, "B", records, [1, "much better", 1.5])
+    bad = store.list_runs(model="B")[0]
+    assert store.sample_count(bad.id) == 0 and bad.status == "failed"
 
 
 def test_unparsed_preferences_are_left_out_and_zero_is_a_draw(store):
