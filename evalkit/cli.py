@@ -280,7 +280,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from finetune.generate import responses_for_split
+    from evalkit.generate_run import responses_for_split
 
     with open_store(args) as store:
         run_id, records, out = responses_for_split(

@@ -98,7 +98,7 @@ class GenerateConfig(_Open):
 
 class DataDescription(_Open):
     source: str | None = None
-    sha256: str | None = None
+    sha256: str | dict[str, str] | None = None  # of the data, or per split
 
 
 class MmluConfig(_Open):

@@ -17,7 +17,6 @@ the same fingerprint, whose :meth:`Run.done_items` the caller skips.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -33,7 +32,8 @@ from typing import Any
 
 from evalkit import schema
 from evalkit.errors import EvalkitError, StoreVersionError, UnknownRunError
-from evalkit.schema import RUN_KINDS, STATUSES
+from evalkit.hashing import canonical_json, content_hash  # noqa: F401  (re-exported: store.content_hash)
+from evalkit.schema import RUN_KINDS, STATUSES  # noqa: F401  (re-exported for the CLI)
 
 SCHEMA_VERSION = 1
 DEFAULT_STORE = Path("evalkit-results") / "evalkit.db"
@@ -47,16 +47,6 @@ def default_store_path() -> Path:
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def canonical_json(value: Any) -> str:
-    """Stable JSON text: the basis of fingerprints and cache keys."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def content_hash(value: Any, length: int = 16) -> str:
-    text = value if isinstance(value, str) else canonical_json(value)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
 def _dumps(value: Any) -> str:
@@ -431,6 +421,38 @@ class ResultsStore:
                 ),
             )
         return Run(self, run_id, kind, model, config, resumed=False)
+
+    def check_run(
+        self,
+        kind: str,
+        model: str | None,
+        config: dict[str, Any],
+        samples: Iterable[tuple[str, dict[str, Any]]] = (),
+        metrics: dict[str, Metric | float | int | None] | None = None,
+        *,
+        source: str = "input",
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Check a whole run against the schema without writing anything; returns the samples as
+        they would be stored. Importers call this first, so bad input never leaves a run behind."""
+        where = str(source)
+        try:
+            schema.check_kind(kind, where)
+            if model is not None:
+                schema.check_safe_id(model, "model name", allow_slash=True)
+            schema.validate_config(kind, config, where=where)
+            checked = schema.validate_samples(kind, samples, where=where)
+            for name, m in (metrics or {}).items():
+                m = m if isinstance(m, Metric) else Metric(m)
+                schema.validate_metric(kind, name, _number(m.value), _number(m.stderr), _count(m.n), where=where)
+        except schema.SchemaError as exc:
+            message = str(exc)
+            raise schema.SchemaError(message if message.startswith(where) else f"{where}: {message}") from None
+        seen: set[str] = set()
+        for item_id, _ in checked:
+            if item_id in seen:
+                raise schema.SchemaError(f"{where}: item {item_id!r} appears twice (one would overwrite the other)")
+            seen.add(item_id)
+        return checked
 
     def _row_to_record(self, row: sqlite3.Row | tuple) -> RunRecord:
         (rid, kind, model, model_path, model_hash, config, fp, version, commit, created, finished, status, pid, host) = row
