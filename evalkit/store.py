@@ -18,6 +18,7 @@ the same fingerprint, whose :meth:`Run.done_items` the caller skips.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -74,6 +75,16 @@ def _count(value: Any) -> Any:
     except (TypeError, ValueError):
         return value
     return int(as_float) if as_float.is_integer() else as_float
+
+
+def _loads(text: str) -> Any:
+    """A stored JSON value. Stores written before values were validated may hold NaN/Infinity:
+    read as null (a missing value), so no reader ever does arithmetic on a number that is not one."""
+    return json.loads(text, parse_constant=lambda _: None)
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 class StoreError(EvalkitError):
@@ -465,7 +476,7 @@ class ResultsStore:
             model=model,
             model_path=model_path,
             model_hash=model_hash,
-            config=json.loads(config),
+            config=_loads(config),
             evalkit_version=version,
             git_commit=commit,
             created_at=created,
@@ -595,7 +606,7 @@ class ResultsStore:
         rows = self._execute(
             "SELECT name, value, stderr, n FROM metrics WHERE run_id=? ORDER BY name", (run_id,)
         ).fetchall()
-        return {name: Metric(value, stderr, n) for name, value, stderr, n in rows}
+        return {name: Metric(_finite(value), _finite(stderr), n) for name, value, stderr, n in rows}
 
     def _all_metrics(self, run_ids: list[str]) -> dict[str, dict[str, Metric]]:
         out: dict[str, dict[str, Metric]] = {}
@@ -605,7 +616,7 @@ class ResultsStore:
         wanted = set(run_ids)
         for run_id, name, value, stderr, n in rows:
             if run_id in wanted:
-                out.setdefault(run_id, {})[name] = Metric(value, stderr, n)
+                out.setdefault(run_id, {})[name] = Metric(_finite(value), _finite(stderr), n)
         return out
 
     def samples(self, run_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -614,7 +625,7 @@ class ResultsStore:
             "SELECT item_id, payload FROM samples WHERE run_id=? ORDER BY seq", (run_id,)
         ).fetchall()
         for item_id, payload in rows:
-            yield item_id, json.loads(payload)
+            yield item_id, _loads(payload)
 
     def sample_count(self, run_id: str) -> int:
         return self._execute("SELECT COUNT(*) FROM samples WHERE run_id=?", (run_id,)).fetchone()[0]
