@@ -200,6 +200,14 @@ COMPARABILITY: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
     "arena": (),
 }
 
+# Per-item fields that must agree where two runs are compared item by item: what each item was
+# measured against (the rendered MMLU prompt and gold letter, the judge's reference output).
+ITEM_COMPARABILITY: dict[str, tuple[tuple[str, str], ...]] = {
+    "mmlu": (("prompt", "prompts (different few-shot examples or template)"), ("gold", "gold answers (different data)")),
+    "judge-score": (("reference", "reference outputs"),),
+    "judge-pairwise": (("output_1", "reference outputs"), ("generator_1", "reference models")),
+}
+
 SETTING_LABELS = {name: label for settings in COMPARABILITY.values() for name, _, label in settings}
 
 
