@@ -579,7 +579,7 @@ def _record_footprint(result: TrainResult, lm, optimizer, dev: torch.device) -> 
 
 
 def _records_hash(records: list[dict]) -> str:
-    from evalkit.store import content_hash
+    from evalkit.hashing import content_hash
 
     return content_hash([[r["instruction"], r["input"], r["output"]] for r in records])
 
