@@ -251,7 +251,7 @@ def train_dpo(
     ref_name = base_name if ref_model is None else model_name(ref_model)
     tokenizer_spec = tokenizer or (None if init == "random" else tokenizer_spec_for(model))
     from evalkit.assets import get_tokenizer
-    from evalkit.store import content_hash
+    from evalkit.hashing import content_hash
 
     records = load_preference_records(data)
     if limit is not None:

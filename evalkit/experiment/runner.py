@@ -155,7 +155,7 @@ class _PlanSteps:
         name = self.plan.model_name(variant, seed)
 
         def action() -> str:
-            from finetune.generate import generate_responses
+            from evalkit.generate_run import generate_responses
 
             return generate_responses(
                 self.model_dir(variant, seed), self.eval_records(), store=self.store, eval_set=self.eval_set,
