@@ -39,7 +39,7 @@ def merge_stores(target: ResultsStore, other_path: str | Path) -> MergeResult:
     if other_path.resolve() == Path(target.path).resolve():
         raise EvalkitError(f"{other_path}: cannot merge a store into itself")
     result = MergeResult()
-    with ResultsStore(other_path) as other:
+    with ResultsStore(other_path, read_only=True) as other:  # OTHER is never changed (not even migrated)
         docs = [other.export_run(r.id) for r in other.list_runs()]
         conflicts = []
         todo = []

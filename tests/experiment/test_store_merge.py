@@ -65,3 +65,13 @@ def test_merging_a_missing_file_or_the_store_itself_is_refused(tmp_path):
         with pytest.raises(EvalkitError, match="into itself"):
             merge_stores(a, a.path)
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_a_file_that_is_not_a_store_is_refused_untouched(tmp_path):
+    other = tmp_path / "notes.db"
+    other.write_text("not a database")
+    with ResultsStore(tmp_path / "evalkit.db") as a:
+        with pytest.raises(EvalkitError, match="not an evalkit results store"):
+            merge_stores(a, other)
+        assert a.list_runs() == []
+    assert other.read_text() == "not a database"
