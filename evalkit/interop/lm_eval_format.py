@@ -11,16 +11,16 @@ to the root group of ``group_subtasks``.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import InputError
-from evalkit.records import read_json_document
+from evalkit.records import json_lines, parse_json, read_json_document, read_text
 from evalkit.store import Metric, ResultsStore
 
 RESULTS = "an lm-eval results file for MMLU tasks (a JSON object with 'results', as `lm_eval --output_path` writes it)"
+SAMPLES = "lm-eval samples (JSON Lines, as `lm_eval --log_samples` writes them)"
 CATEGORIES = ("stem", "humanities", "social_sciences", "other")
 #: Top-level keys of the results file lm-eval 0.4.13's CLI writes, in its order.
 RESULT_FILE_KEYS = (
@@ -144,11 +144,11 @@ def read_logged_samples(path: str | Path, subjects: dict[str, str], categories: 
         sample_file = path.with_name(f"samples_{task}_{stamp}.jsonl")
         if not sample_file.is_file():
             continue
-        for lineno, line in enumerate(sample_file.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in json_lines(read_text(sample_file, expected=SAMPLES)):
             if not line.strip():
                 continue
+            sample = parse_json(line, shown=sample_file, line=lineno, expected=SAMPLES)
             try:
-                sample = json.loads(line)
                 lls = [float(resp[0]) for resp in sample["filtered_resps"]]
                 pred = max(range(len(lls)), key=lls.__getitem__)  # lm-eval's argmax: the first maximum
                 doc = sample["doc"]
@@ -164,7 +164,7 @@ def read_logged_samples(path: str | Path, subjects: dict[str, str], categories: 
                     "gold": LETTERS[int(sample["target"])],
                     "correct": bool(sample["acc"]),
                 }
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 raise InputError(
                     f"line {lineno}: not an lm-eval MMLU sample ({type(exc).__name__}: {exc})", path=sample_file
                 ) from None
