@@ -73,7 +73,8 @@ def read_csv_records(path: str | Path, *, expected: str, empty: str | None = Non
 
 def read_records(path: str | Path, *, expected: str, empty_cell: str | None = None) -> list[dict[str, Any]]:
     """Records of a ``.csv`` file (empty cells become ``empty_cell``), or of a JSON list / JSON
-    Lines file (any other name)."""
+    Lines file (any other name). These formats come from pandas-based tools (AlpacaEval, Arena's
+    notebooks), which write "no value" as NaN: it is read as null; Infinity is refused."""
     if Path(path).suffix.lower() == ".csv":
         return read_csv_records(path, expected=expected, empty=empty_cell)
-    return [record.value for record in read_json_records(path, expected=expected)]
+    return [record.value for record in read_json_records(path, expected=expected, nan_as_null=True)]

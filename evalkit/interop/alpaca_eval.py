@@ -105,7 +105,8 @@ def pairwise_metrics(samples: Iterable[dict[str, Any]]) -> dict[str, Metric]:
 def read_annotations(path: str | Path) -> list[dict[str, Any]]:
     """AlpacaEval annotation records, validated: judge-pairwise sample payloads in file order."""
     path = Path(path)
-    records = [record.value for record in read_json_records(path, expected=ANNOTATIONS)]
+    # AlpacaEval writes its annotations through pandas, which spells "no value" NaN
+    records = [record.value for record in read_json_records(path, expected=ANNOTATIONS, nan_as_null=True)]
     if not any("preference" in r for r in records):
         keys = ", ".join(sorted(records[0])[:8])
         raise InputError(
