@@ -156,7 +156,8 @@ def _load_model(text: str, dropout: float | None, book_base):
         try:
             model = GPT2LMHeadModel.from_pretrained(text, **kwargs)
         except (OSError, ValueError) as exc:
-            raise EvalkitError(f"{text}: could not load the checkpoint ({exc})") from exc
+            reason = str(exc).strip().split("\n")[0][:300] or type(exc).__name__
+            raise EvalkitError(f"{text}: could not load the checkpoint ({reason})") from exc
     else:
         try:
             model = GPT2LMHeadModel.from_pretrained(text, **kwargs)
