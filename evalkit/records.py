@@ -59,7 +59,8 @@ def read_text(path: str | Path, *, expected: str, shown_as: object = None) -> st
     path = Path(path)
     shown = path if shown_as is None else shown_as
     try:
-        return path.read_text(encoding="utf-8-sig")
+        # bytes then decode: text mode would turn \r\n and lone \r into \n, even inside a CSV cell
+        return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError("no such file", path=shown) from None
     except IsADirectoryError:

@@ -118,7 +118,9 @@ def battles_text(battles: list[dict[str, Any]], *, as_csv: bool) -> str:
         return "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in battles)
     columns = list(BATTLE_COLUMNS) + (["input"] if any("input" in b for b in battles) else [])
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    # CRLF rows (RFC 4180): the csv writer quotes a cell only for characters of its line
+    # terminator, so with "\n" a model's "\r" would go out bare and split the row on reading
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     for b in battles:
         writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for k, v in b.items()})
