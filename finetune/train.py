@@ -356,6 +356,9 @@ def train(
         lm = random_model(size, seed=seed, dropout=dropout)
     else:
         lm, _ = load_model(model, dropout=dropout)
+    context = getattr(lm.config, "n_positions", None)
+    if max_length is not None and context is not None and max_length > context:  # checked before any run exists
+        raise EvalkitError(f"--max-length {max_length} exceeds the model's context length ({context} tokens)")
     lm.to(dev)
     lm.train()
 

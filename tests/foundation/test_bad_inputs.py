@@ -216,6 +216,12 @@ RECORD_CASES = [
          extra={"m/test.jsonl": b'{"subject": "anatomy", "question": "q", "choices": ["a", "b", "c", "d"], "answer": NaN}\n'}),
     Case("mmlu/test-surrogate", ("mmlu", "--model", "gpt2", "--data", "{d}/m"), None, ("test.jsonl", "question"),
          extra={"m/test.jsonl": b'{"subject": "anatomy", "question": "\\udc00", "choices": ["a", "b", "c", "d"], "answer": 0}\n'}),
+    Case("finetune/max-length-above-context", ("finetune", "--init", "random", "--model", "gpt2-tiny", "--data", "{d}/many.json",
+                                                "--max-length", "4096", "--out", "{d}/ft", "--batch-size", "1", "--no-progress"),
+         None, ("--max-length", "4096"),
+         extra={"many.json": json.dumps([{"instruction": f"q{i}", "input": "", "output": "a"} for i in range(20)]).encode()}),
+    Case("mmlu/cache-under-a-file", ("mmlu", "--model", "gpt2", "--cache", "{d}/afile/c"), None, ("--cache", "afile"), extra={"afile": b"x"}),
+    Case("store/under-a-file", ("--store", "{d}/afile/s.db", "runs", "list"), None, ("afile",), extra={"afile": b"x"}),
     # run ids and model names that name nothing
     Case("ids/arena-runs", ("arena", "--runs", "human-nope"), None, ("human-nope",)),
     Case("ids/arena-include-judge", ("arena", "--include-judge", "judge-nope"), None, ("judge-nope",)),
