@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evalkit.cli_types import (
-    fraction, int_range, jobs, nonneg_float, nonneg_int, output_file, output_folder, output_path, positive_float, positive_int,
+    device, fraction, int_range, jobs, nonneg_float, nonneg_int, output_file, output_folder, output_path, positive_float, positive_int,
     probability, seed, url,
 )
 from evalkit.errors import EvalkitError
@@ -340,7 +340,7 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--schedule", choices=["constant", "linear", "cosine"], default="constant", help="learning-rate schedule")
     p.add_argument("--tokenizer", help="GPT-2 tokenizer directory (default: the model's, else tiktoken gpt2)")
     p.add_argument("--name", help="model name in the results store (default: the --out folder name)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--device", type=device, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help="autocast on GPU (auto: bf16 where supported)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -362,7 +362,7 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--eval-set", help="name of the record set in the store (default: DATA-stem/SPLIT)")
     p.add_argument("--skip-invalid", action="store_true")
     p.add_argument("--name", help="model name in the store (default: the fine-tune's name or folder)")
-    p.add_argument("--device")
+    p.add_argument("--device", type=device, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 
@@ -428,7 +428,7 @@ def _add_mmlu(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) 
     p.add_argument("--num-fewshot", type=int_range(0, 5), default=0, metavar="N", help="few-shot examples per question (from the dev split)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="at most N questions per subject (for quick checks; default: all)")
     p.add_argument("--batch-size", type=_batch_size, default=1, metavar="auto|N", help="lm-eval's batch size; auto: the largest that fits (lm-eval probes with long inputs: meant for GPUs)")
-    p.add_argument("--device", metavar="cpu|cuda", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--device", type=device, metavar="cpu|cuda", help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--data", type=Path, metavar="DIR", help="local copy laid out like cais/mmlu: test.jsonl (+ dev.jsonl for few-shot); default: lm-eval's own mmlu tasks (hub data set cais/mmlu)")
     p.add_argument("--backend", choices=list(MMLU_BACKENDS), default="hf", help="lm-eval model type (vllm only when installed)")
     p.add_argument("--model-args", metavar="k=v,...", help="extra lm-eval model arguments, e.g. dtype=float32")

@@ -163,3 +163,21 @@ def output_path(text: str) -> Path:
         raise argparse.ArgumentTypeError("expected a file or folder name, got ''")
     path = Path(text)
     return path if path.is_dir() else _writable_place(path, folder=False)
+
+
+def _device(text: str) -> str:
+    """A torch device this machine has (torch is imported only when the option is given)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ValueError(text) from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise argparse.ArgumentTypeError(f"{text!r}: no such CUDA device on this machine (use cpu)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: MPS is not available on this machine (use cpu)")
+    return text
+
+
+device = _Checked(_device, lambda v: True, "cpu, cuda, cuda:N, mps", "a torch device")

@@ -306,6 +306,7 @@ BAD_OPTIONS = [
     ("compare", "--alpha", "0"), ("compare", "--alpha", "1"), ("compare", "--alpha", "1.5"), ("compare", "--alpha", "nan"),
     ("compare", "--bootstrap", "-1"), ("compare", "--seed", "x"),
     ("demo", "--epochs", "0"), ("demo", "--max-records", "-1"), ("demo", "--mmlu-limit", "0"),
+    ("finetune", "--device", "tpu"), ("finetune", "--device", "cuda:7"), ("generate", "--device", "quantum"), ("mmlu", "--device", "cuda:99"),
     ("runs-list", "--kind", "bogus"), ("runs-list", "--status", "weird"), ("runs-list", "--format", "xml"),
     ("runs-export", "--format", "xml"), ("leaderboard", "--format", "html"),
 ]
