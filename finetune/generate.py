@@ -205,6 +205,7 @@ def generate_responses(
     top_k: int | None = None,
     seed: int = 123,
     device: str | None = None,
+    precision: str = "fp32",
     model_name: str | None = None,
     progress: bool = True,
     on_sample: Callable[[str, dict], None] | None = None,
@@ -215,13 +216,16 @@ def generate_responses(
     an unfinished one is resumed (records already in the store are skipped). One sample per
     record id (``instruction_item_id``; records repeating an instruction and input share it):
     ``instruction``, ``input``, ``output`` (reference), ``response``, ``prompt``, ``tokens``
-    (generated), ``seconds`` (the record's share of its batch's time).
+    (generated), ``seconds`` (the record's share of its batch's time). ``precision="bf16"`` casts
+    the weights to bf16 (faster; responses may differ from fp32's) and is recorded in the config.
     """
     from finetune.model import load_model, tokenizer_spec_for
+    from finetune.precision import inference_dtype
     from finetune.model import model_name as default_name
     from evalkit.assets import get_tokenizer
 
     style = get_style(style)
+    dtype = inference_dtype(precision)
     name = model_name or default_name(model)
     unique: dict[str, dict] = {}
     for record in records:
@@ -238,6 +242,7 @@ def generate_responses(
         "top_k": top_k,
         "seed": seed,
         "model_hash": weights_hash,
+        "precision": precision,
     }
     finished = store.find_run("generate", name, config)
     if finished is not None:
@@ -248,6 +253,7 @@ def generate_responses(
         if todo:
             tokenizer = get_tokenizer(tokenizer_spec_for(model))
             lm, _ = load_model(model, device=device or default_device())
+            lm.to(dtype)
             lm.eval()
             prompts = [style.format_prompt(r) for r in todo]
 

@@ -3,7 +3,8 @@
 Same data, tokens, loss and AdamW settings as the book; in addition: checkpoints every
 ``save_every`` steps that resume to the same final weights as an uninterrupted run, gradient
 accumulation, length-bucketed batches, DistributedDataParallel under ``torchrun`` (gloo on CPU,
-nccl on GPU), bf16/fp16 autocast on GPU and opt-in ``torch.compile``.
+nccl on GPU), bf16 autocast wherever the hardware has native bf16 (``precision="auto"``, see
+:mod:`finetune.precision`), fp16 autocast on GPU and opt-in ``torch.compile``.
 
 Determinism: the batches of epoch *e* are a pure function of ``(seed, e)``
 (:func:`finetune.dataset.epoch_batches`), dropout draws from the global torch RNG whose state is
@@ -21,6 +22,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -37,6 +39,9 @@ from finetune.data import load_records, split_records
 from finetune.dataset import InstructionDataset, epoch_batches, padding_fraction
 from finetune.model import MODEL_SIZES, METADATA_FILE, load_model, random_model, read_metadata, save_checkpoint_dir, tokenizer_spec_for
 from finetune.plot import plot_losses
+from finetune.precision import autocast as autocast_context
+from finetune.precision import describe as describe_precision
+from finetune.precision import resolve_precision
 from finetune.prompts import get_style
 
 LOG_FILE = "train_log.jsonl"
@@ -54,6 +59,7 @@ class TrainResult:
     val_loss: float | None
     log: list[dict] = field(default_factory=list)
     padding_fraction: float | None = None
+    precision: str = "fp32"  # what the run computed in: fp32, or bf16 / fp16 autocast
     train_seconds: float = 0.0  # time in optimizer steps of this invocation (no evaluation, no saving)
     train_tokens: int = 0  # input positions (padding included, as tokens_seen) processed in that time
     trained_tokens: int = 0  # of those, positions with a target (what the loss learns from)
@@ -166,13 +172,9 @@ def _mean_batch_loss(model, batches: list[tuple[torch.Tensor, torch.Tensor]], de
 
 
 def _autocast(device: torch.device, precision: str):
-    if device.type != "cuda" or precision == "fp32":
-        return nullcontext(), None
-    if precision == "auto":
-        precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    """The autocast context and (fp16 only) the gradient scaler for a resolved ``precision``."""
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
-    return torch.autocast("cuda", dtype=dtype), scaler
+    return autocast_context(device.type, precision), scaler
 
 
 class _StopFlag:
@@ -294,6 +296,9 @@ def train(
     dist_info, dev = _init_distributed(device)
     if batch_size % dist_info.world:
         raise EvalkitError(f"batch_size {batch_size} is not divisible by the {dist_info.world} processes")
+    precision = resolve_precision(precision, dev.type)
+    if dist_info.main:
+        print(f"precision: {describe_precision(precision, dev.type)}", file=sys.stderr)
     prompt_style = get_style(style)
     size = model_size or (str(model) if init == "random" else None)
     if init == "random" and size not in MODEL_SIZES:
@@ -326,6 +331,7 @@ def train(
         "mask_instruction": mask_instruction, "bucket": bucket, "grad_accum": grad_accum, "seed": seed,
         "eval_every": eval_every, "eval_batches": eval_batches, "dropout": dropout, "max_steps": max_steps,
         "warmup_steps": warmup_steps, "schedule": schedule, "records_hash": _records_hash(records),
+        "precision": precision,
     }
     metadata_base = {
         "name": name or out.resolve().name, "hyperparameters": hyper, "style": prompt_style.as_dict(),
@@ -336,14 +342,14 @@ def train(
     # -- resume or start -----------------------------------------------------------------------
     checkpoint = latest_checkpoint(out)
     if (out / METADATA_FILE).is_file() and read_metadata(out).get("finished"):
-        if resume and read_metadata(out).get("hyperparameters") == hyper:
+        if resume and _saved_settings(read_metadata(out), hyper) == hyper:
             return _finished_result(out, read_metadata(out))
         raise EvalkitError(f"{out} already holds a finished fine-tune; choose another --out")
     if checkpoint is not None and not resume:
         raise EvalkitError(f"{out} has a checkpoint ({checkpoint.name}); pass --resume to continue it or choose another --out")
     state = None
     if checkpoint is not None:
-        saved = read_metadata(checkpoint).get("hyperparameters")
+        saved = _saved_settings(read_metadata(checkpoint), hyper)
         if saved != hyper:
             changed = sorted(k for k in hyper if (saved or {}).get(k) != hyper[k])
             raise EvalkitError(f"{checkpoint}: cannot resume with different settings ({', '.join(changed)})")
@@ -523,7 +529,17 @@ def train(
     result.padding_fraction = padding_fraction(lengths, all_batches, max_length) if all_batches else None
     result.train_seconds, result.train_tokens = step_seconds, tokens_seen - tokens_at_start
     result.trained_tokens = trained_tokens
+    result.precision = precision
     return result
+
+
+def _saved_settings(meta: dict, hyper: dict) -> dict | None:
+    """The settings a checkpoint was trained with; checkpoints from before ``precision`` was
+    recorded resume under the precision resolved now."""
+    saved = meta.get("hyperparameters")
+    if saved is not None and "precision" not in saved:
+        saved = {**saved, "precision": hyper["precision"]}
+    return saved
 
 
 def _records_hash(records: list[dict]) -> str:
@@ -557,4 +573,5 @@ def _finish(out: Path, lm, tokenizer_spec, metadata_base, log, step, tokens_seen
 def _finished_result(out: Path, meta: dict) -> TrainResult:
     metrics = meta.get("metrics") or {}
     return TrainResult(out, meta.get("run_id"), meta.get("step", 0), meta.get("tokens_seen", 0), metrics.get("train_loss"),
-                       metrics.get("val_loss"), _read_log(out / LOG_FILE))
+                       metrics.get("val_loss"), _read_log(out / LOG_FILE),
+                       precision=(meta.get("hyperparameters") or {}).get("precision") or "fp32")

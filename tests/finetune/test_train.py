@@ -42,7 +42,7 @@ def _cli_args(settings: dict, data, out) -> list[str]:
     args = ["finetune", "--data", str(data), "--out", str(out), "--no-progress"]
     flags = {"model": "--model", "init": "--init", "limit": "--limit", "batch_size": "--batch-size", "max_length": "--max-length",
              "epochs": "--epochs", "max_steps": "--max-steps", "eval_every": "--eval-every", "eval_batches": "--eval-batches",
-             "save_every": "--save-every", "dropout": "--dropout"}
+             "save_every": "--save-every", "dropout": "--dropout", "precision": "--precision"}
     for key, flag in flags.items():
         args += [flag, str(settings[key])]
     return args
