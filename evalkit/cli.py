@@ -274,7 +274,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         print(json.dumps({"out": str(result.out_dir), "run_id": result.run_id, "steps": result.steps,
                           "tokens_seen": result.tokens_seen, "train_loss": result.train_loss, "val_loss": result.val_loss,
                           "tokens_per_second": result.tokens_per_second, "padding_fraction": result.padding_fraction,
-                          "precision": result.precision}))
+                          "precision": result.precision, "train_seconds": result.train_seconds,
+                          "trained_tokens": result.trained_tokens, "last_step_loss": result.last_step_loss,
+                          "timings": result.timings}))
     return 0
 
 
