@@ -9,7 +9,8 @@ import pytest
 
 from evalkit.errors import EvalkitError
 from evalkit.store import ResultsStore
-from finetune import generate_responses, load_records, split_records, train
+from evalkit.generate_run import generate_responses
+from finetune import load_records, split_records, train
 import finetune.precision as precision
 from tests.finetune.conftest import TINY_TRAINING
 
