@@ -319,7 +319,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             args.model, store=store, out=args.out, data=args.data, split=args.split, style=args.style,
             eval_set=args.eval_set, skip_invalid=args.skip_invalid, max_new_tokens=args.max_new_tokens,
             batch_size=args.batch_size, temperature=args.temperature, top_k=args.top_k, seed=args.seed,
-            device=args.device, model_name=args.name, progress=not args.no_progress,
+            device=args.device, precision=args.precision, model_name=args.name, progress=not args.no_progress,
         )
     print(run_id)
     print(f"{len(records)} responses" + (f" in {out}" if out else "") + f" (run {run_id})", file=sys.stderr)
@@ -361,7 +361,8 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--tokenizer", help="GPT-2 tokenizer directory (default: the model's, else tiktoken gpt2)")
     p.add_argument("--name", help="model name in the results store (default: the --out folder name)")
     p.add_argument("--device", type=device, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help="autocast on GPU (auto: bf16 where supported)")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                   help="auto: bf16 autocast (fp32 master weights) on a GPU or CPU with native bf16, else fp32; fp16: GPU only")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", type=output_folder, required=True, help="output directory (a Hugging Face checkpoint)")
@@ -384,6 +385,8 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--skip-invalid", action="store_true")
     p.add_argument("--name", help="model name in the store (default: the fine-tune's name or folder)")
     p.add_argument("--device", type=device, help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: weights in bf16, faster where the hardware has it; recorded in the run's config")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 
@@ -420,6 +423,7 @@ def cmd_mmlu(args: argparse.Namespace) -> int:
             backend=args.backend,
             model_args=args.model_args,
             cache=args.cache,
+            precision=args.precision,
         )
     title = f"MMLU: {result.model} (run {result.run_id})"
     json_value = {"run_id": result.run_id, "model": result.model, "lm_eval_results": result.results_file, "rows": result.rows}
@@ -453,6 +457,8 @@ def _add_mmlu(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) 
     p.add_argument("--data", type=Path, metavar="DIR", help="local copy laid out like cais/mmlu: test.jsonl (+ dev.jsonl for few-shot); default: lm-eval's own mmlu tasks (hub data set cais/mmlu)")
     p.add_argument("--backend", choices=list(MMLU_BACKENDS), default="hf", help="lm-eval model type (vllm only when installed)")
     p.add_argument("--model-args", metavar="k=v,...", help="extra lm-eval model arguments, e.g. dtype=float32")
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: weights in bf16 (lm-eval's dtype=bfloat16), faster where the hardware has it; recorded in the run's config")
     p.add_argument("--cache", type=output_folder, metavar="DIR", help="lm-eval's request cache: keeps every answered request, so an interrupted run started again with the same --cache resumes where it stopped (default: no cache; an interrupted run starts over)")
     _add_format(p)
     p.set_defaults(func=cmd_mmlu)

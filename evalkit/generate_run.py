@@ -34,6 +34,7 @@ def generate_responses(
     top_k: int | None = None,
     seed: int = 123,
     device: str | None = None,
+    precision: str = "fp32",
     model_name: str | None = None,
     progress: bool = True,
     on_sample: Callable[[str, dict], None] | None = None,
@@ -44,13 +45,17 @@ def generate_responses(
     an unfinished one is resumed (records already in the store are skipped). One sample per
     record id (``instruction_item_id``; records repeating an instruction and input share it):
     ``instruction``, ``input``, ``output`` (reference), ``response``, ``prompt``, ``tokens``
-    (generated), ``seconds`` (the record's share of its batch's time).
+    (generated), ``seconds`` (the record's share of its batch's time). ``precision="bf16"`` casts
+    the weights to bf16 (faster where the hardware has bf16; responses may differ from fp32's) and
+    is recorded in the config.
     """
     from finetune.model import load_model, tokenizer_spec_for
+    from finetune.precision import inference_dtype
     from finetune.model import model_name as default_name
     from evalkit.assets import get_tokenizer
 
     style = get_style(style)
+    dtype = inference_dtype(precision)
     name = model_name or default_name(model)
     unique: dict[str, dict] = {}
     for record in records:
@@ -67,6 +72,7 @@ def generate_responses(
         "top_k": top_k,
         "seed": seed,
         "model_hash": weights_hash,
+        "precision": precision,
     }
     if not unique:
         raise EvalkitError(f"no records to answer in {eval_set}")
@@ -77,6 +83,7 @@ def generate_responses(
     # be loaded or a --max-new-tokens it cannot hold leaves the store as it was
     tokenizer = get_tokenizer(tokenizer_spec_for(model))
     lm, _ = load_model(model, device=device or default_device())
+    lm.to(dtype)
     lm.eval()
     context = getattr(lm.config, "n_positions", None)
     if context is not None and max_new_tokens >= context:

@@ -45,16 +45,23 @@ def size_config(model_size: str, **overrides: Any):
 
 
 def random_model(model_size: str = "gpt2-tiny", *, seed: int = 123, dropout: float | None = None):
-    """A randomly initialised ``GPT2LMHeadModel`` of a named size, the same for the same seed."""
+    """A randomly initialised ``GPT2LMHeadModel`` of a named size, the same for the same seed.
+
+    Built on the meta device and initialised once by transformers' own ``init_weights`` (GPT-2's
+    normal(0, 0.02) weights, scaled residual projections, zero biases, unit LayerNorms): building
+    it on the CPU directly draws every weight twice (the layers' constructors, then
+    ``init_weights``), a second of start-up for GPT-2 124M.
+    """
     import torch
     from transformers import GPT2LMHeadModel
 
-    overrides = _dropout_kwargs(dropout)
-    config = size_config(model_size, **overrides)
-    devices = []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    config = size_config(model_size, **_dropout_kwargs(dropout))
+    with torch.device("meta"):
         model = GPT2LMHeadModel(config)
+    model.to_empty(device="cpu")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model.init_weights()
     return model
 
 
@@ -203,5 +210,12 @@ def save_checkpoint_dir(model, out_dir: str | os.PathLike[str], *, tokenizer: st
         getattr(model, "module", model).save_pretrained(out)
     for file in _tokenizer_files(tokenizer).iterdir():
         shutil.copyfile(file, out / file.name)
-    (out / METADATA_FILE).write_text(json.dumps(metadata, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    write_metadata(out, metadata)
     return out
+
+
+def write_metadata(folder: str | os.PathLike[str], metadata: dict[str, Any]) -> Path:
+    """``evalkit_finetune.json`` in ``folder``."""
+    path = Path(folder) / METADATA_FILE
+    path.write_text(json.dumps(metadata, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    return path

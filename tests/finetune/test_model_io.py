@@ -91,3 +91,26 @@ def test_book_pth_size_is_inferred_from_its_width(tmp_path):
     pth = tmp_path / "small.pth"
     torch.save(book.state_dict(), pth)
     assert infer_book_base(pth) == "gpt2-small (124M)"
+
+
+def test_random_init_is_gpt2s_initialisation_and_seeded():
+    from finetune.model import random_model
+
+    model = random_model("gpt2-mini", seed=7)
+    again = random_model("gpt2-mini", seed=7)
+    other = random_model("gpt2-mini", seed=8)
+    state = model.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in again.state_dict().items())
+    assert not torch.equal(state["transformer.h.0.attn.c_attn.weight"], other.state_dict()["transformer.h.0.attn.c_attn.weight"])
+    assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()  # tied, as GPT-2
+    n_layer = model.config.n_layer
+    for name, tensor in state.items():
+        assert torch.isfinite(tensor).all(), name  # every tensor initialised (built on the meta device)
+        if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight")):
+            assert torch.equal(tensor, torch.ones_like(tensor)), name
+        elif name.endswith(".bias"):
+            assert torch.equal(tensor, torch.zeros_like(tensor)), name
+        elif name.endswith("c_proj.weight"):  # GPT-2's scaled residual projections
+            assert float(tensor.std()) == pytest.approx(0.02 / (2 * n_layer) ** 0.5, rel=0.05), name
+        elif name.endswith("weight"):
+            assert float(tensor.std()) == pytest.approx(0.02, rel=0.05), name

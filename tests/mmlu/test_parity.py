@@ -113,6 +113,7 @@ def test_stored_run_shape(evalkit_run, mmlu_dir, tiny_gpt2):
     config = run.config
     assert config["data"] == {"source": "local", "folder": str(mmlu_dir.resolve()), "sha256": {"test": digest}}
     assert (config["eval_set"], config["num_fewshot"], config["limit"], config["backend"]) == ("mmlu", 0, LIMIT, "hf")
+    assert config["precision"] == "fp32"
     assert config["subjects"] == sorted(SUBJECTS)
     assert config["lm_eval_version"] == load_catalog().lm_eval_version and len(config["template_hash"]) == 16
 

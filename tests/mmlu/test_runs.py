@@ -80,3 +80,27 @@ def test_interrupted_run_resumes_from_lm_evals_request_cache(tmp_path, tiny_gpt2
         answered.clear()
         run_mmlu(store, tiny_gpt2, data=small_mmlu, batch_size=SMALL_BATCH_SIZE, device="cpu", cache=cache, progress=False)
         assert answered == []  # everything from the cache
+
+
+def test_bf16_run_records_its_precision_and_changes_the_loglikelihoods(tmp_path, tiny_gpt2, small_mmlu, small_run):
+    _, _, fp32_samples = small_run
+    with ResultsStore(tmp_path / "evalkit.db") as store:
+        result = run_mmlu(store, tiny_gpt2, data=small_mmlu, subjects=["abstract_algebra"], batch_size=SMALL_BATCH_SIZE,
+                          device="cpu", precision="bf16", progress=False)
+        config = store.get_run(result.run_id).config
+        samples = dict(store.samples(result.run_id))
+    assert config["precision"] == "bf16" and "dtype" not in config["model_args"]
+    ours = [ll for i in sorted(samples) for ll in samples[i]["loglikelihoods"]]
+    fp32 = [ll for i in sorted(samples) for ll in fp32_samples[i]["loglikelihoods"]]
+    assert ours != fp32 and ours == pytest.approx(fp32, abs=0.5)  # the weights really were bf16
+
+
+def test_precision_and_a_dtype_model_arg():
+    from evalkit.errors import EvalkitError
+    from evalkit.mmlu.runner import precision_model_args
+
+    assert precision_model_args("fp32", {}) == ("fp32", {})
+    assert precision_model_args("bf16", {}) == ("bf16", {"dtype": "bfloat16"})
+    assert precision_model_args("fp32", {"dtype": "bfloat16"}) == ("bf16", {})  # recorded as what it means
+    with pytest.raises(EvalkitError, match="either --precision or dtype"):
+        precision_model_args("bf16", {"dtype": "float32"})
