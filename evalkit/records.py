@@ -152,8 +152,8 @@ def _checked(value: Any, text: str, *, shown: object, index: int | None, line: i
         problem = _untrusted_value(value, nan_as_null=nan_as_null)
         if problem is not None:
             field, why = problem
-            where = f"line {line}: " if line is not None and index is None else ""
-            raise InputError(f"{where}{why}{context}", path=shown, record=_label(index, line), field=field)
+            at = f"{shown}, line {line}" if line is not None and index is None else shown
+            raise InputError(f"{why}{context}", path=at, record=_label(index, line), field=field)
     return value
 
 
