@@ -462,6 +462,12 @@ def cmd_judge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge_epilog() -> str:
+    from evalkit.judge.scores import RULES
+
+    return f"Score parsing: {RULES}"
+
+
 def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "judge",
@@ -469,6 +475,7 @@ def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
         help="LLM-as-judge through Ollama: the book's 0-100 score or AlpacaEval-style pairwise win rates",
         description="Judge a model's responses with an Ollama model. Answers are cached in the store (a re-run "
         "sends no judge requests), every item is stored as it finishes, and re-running resumes an interrupted run.",
+        epilog=_judge_epilog(),
     )
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="checkpoint (folder, hub id or book .pth): generate responses for the eval set first")

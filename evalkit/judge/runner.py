@@ -36,15 +36,8 @@ from evalkit.errors import EvalkitError, InputError
 from evalkit.judge.eval_sets import EvalSet
 from evalkit.judge.ollama_client import Answer, CacheMiss, OllamaJudgeClient
 from evalkit.judge.templates import RETRY_MESSAGE, Template, describe, load_template
-from evalkit.judge.verdicts import (
-    SCORE_SCHEMA,
-    lenient_discrete,
-    lenient_score,
-    parse_discrete,
-    parse_score,
-    verdict_schema,
-    weighted_preference,
-)
+from evalkit.judge.scores import SCORE_SCHEMA, parse_score
+from evalkit.judge.verdicts import lenient_discrete, parse_discrete, verdict_schema, weighted_preference
 from evalkit.store import Metric, ResultsStore, content_hash
 
 MODES = ("score", "pairwise")
@@ -223,10 +216,8 @@ class _Judge:
             return {**payload, "score": 0, "status": "empty", "raw": []}
         answer_kind = "schema" if self.template.format == "schema" else "none"
         messages = self.template.render(self.values(item, reference=item.reference, response=item.response), answer_kind)
-        structured = self.template.format == "schema"
-        score, raws = self._ask_parsed(
-            messages, lambda t: parse_score(t, structured), lenient_score, SCORE_SCHEMA
-        )
+        # one strict reading (evalkit.judge.scores): no lenient second pass for scores
+        score, raws = self._ask_parsed(messages, parse_score, lambda _text: None, SCORE_SCHEMA)
         if score is None:
             self._count_unparsed()
         return {**payload, "score": score, "status": "ok" if score is not None else "unparsed", "raw": raws}
