@@ -429,6 +429,14 @@ def _add_mmlu(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) 
 def cmd_judge(args: argparse.Namespace) -> int:
     from evalkit.judge.pipeline import judge
 
+    if args.list_templates:
+        from evalkit.judge.templates import named_templates
+
+        for name, summary in named_templates():
+            print(f"{name}\t{summary}")
+        return 0
+    if args.model is None and args.responses is None:
+        raise EvalkitError("give --model (generate responses) or --responses FILE|RUN_ID")
     with open_store(args) as store:
         run_id = judge(
             store,
@@ -477,9 +485,10 @@ def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
         "sends no judge requests), every item is stored as it finishes, and re-running resumes an interrupted run.",
         epilog=_judge_epilog(),
     )
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group()
     source.add_argument("--model", help="checkpoint (folder, hub id or book .pth): generate responses for the eval set first")
-    source.add_argument("--responses", type=Path, help="JSON/JSONL file of responses (book or AlpacaEval shapes)")
+    source.add_argument("--responses", metavar="FILE|RUN_ID", help="JSON/JSONL file of responses (book or AlpacaEval shapes), or a generate run id")
+    source.add_argument("--list-templates", action="store_true", help="list the named prompt templates, one a line, and exit")
     p.add_argument("--name", help="the judged model's name (default: the checkpoint's, or the file's generator or name)")
     p.add_argument("--judge-model", default="llama3", help="Ollama model that judges")
     p.add_argument("--eval-set", help="book-test | alpaca-eval | FILE (default with --model: book-test)")
@@ -487,12 +496,12 @@ def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
     p.add_argument("--reference", help="pairwise: reference outputs, a FILE or a generate RUN_ID (default: the eval set's)")
     p.add_argument("--host", action="append", metavar="URL", help="Ollama server; repeat to spread requests (default: $OLLAMA_HOST or http://localhost:11434)")
     p.add_argument("--concurrency", type=int, default=4, help="judge requests in flight")
-    p.add_argument("--prompt-template", type=Path, metavar="FILE", help="your own judge prompt (see README)")
+    p.add_argument("--prompt-template", metavar="NAME|FILE", help="evalkit (default), book (the book's chapter 7 judge), alpaca-eval:ANNOTATOR (read from the installed alpaca_eval), or your own file (see README and --list-templates)")
     p.add_argument("--refresh", action="store_true", help="ignore cached answers and finished runs; ask the judge again")
     p.add_argument("--order", choices=["swap", "random"], help="pairwise: swap = both orders averaged (default), random = one seeded order per instruction (default for alpaca-eval)")
     p.add_argument("--discrete", action="store_true", help="pairwise: discrete verdicts (1, 1.5, 2) instead of logprob-weighted ones")
-    p.add_argument("--seed", type=int, default=123, help="judge seed (also seeds --order random)")
-    p.add_argument("--temperature", type=float, default=0.0, help="judge temperature")
+    p.add_argument("--seed", type=int, help="judge seed, also seeds --order random (default: 123, or the template's)")
+    p.add_argument("--temperature", type=float, help="judge temperature (default: 0, or the template's)")
     p.add_argument("--num-ctx", type=int, help="judge context length (default: 2048 for score as in the book, 4096 for pairwise)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per judge request")
     p.add_argument("--retries", type=int, default=5, help="retries per request on connection errors, timeouts, 5xx and 429")

@@ -117,6 +117,23 @@ def _plain_logprobs(logprobs: Any) -> list[dict[str, Any]] | None:
     return out
 
 
+def _streamed_answer(chunks: Any) -> Answer:
+    """A streamed answer put together (the book's query_model reads its judge this way)."""
+    content: list[str] = []
+    logprobs: list[dict[str, Any]] = []
+    last = None
+    for chunk in chunks:
+        content.append(chunk.message.content or "")
+        logprobs.extend(_plain_logprobs(chunk.logprobs) or [])
+        last = chunk
+    return Answer(
+        content="".join(content),
+        logprobs=logprobs or None,
+        prompt_eval_count=last.prompt_eval_count if last is not None else None,
+        eval_count=last.eval_count if last is not None else None,
+    )
+
+
 class OllamaJudgeClient:
     """Judge requests spread over one or more Ollama hosts; thread-safe."""
 
@@ -223,10 +240,13 @@ class OllamaJudgeClient:
         format: Any = None,  # noqa: A002 - Ollama's name
         logprobs: bool = False,
         top_logprobs: int | None = None,
+        stream: bool = False,
     ) -> Answer:
         request: dict[str, Any] = {"endpoint": "chat", "messages": messages, "options": options, "format": format}
         if logprobs:
             request.update(logprobs=True, top_logprobs=top_logprobs)
+        if stream:  # the answer is the same; only how it travels differs, so not part of the cache key
+            request["stream"] = True
         key = self.cache_key(request)
         if self.store is not None and not self.refresh:
             hit = self.store.cache_get(key)
@@ -269,8 +289,10 @@ class OllamaJudgeClient:
                     format=request["format"],
                     logprobs=request.get("logprobs"),
                     top_logprobs=request.get("top_logprobs"),
-                    stream=False,
+                    stream=bool(request.get("stream")),
                 )
+                if request.get("stream"):
+                    return _streamed_answer(response)
                 return Answer(
                     content=response.message.content or "",
                     logprobs=_plain_logprobs(response.logprobs),

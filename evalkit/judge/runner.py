@@ -22,8 +22,8 @@ the store as it finishes, so a killed run keeps its items and the same call resu
 from __future__ import annotations
 
 import concurrent.futures as cf
-import hashlib
 import math
+import random
 import statistics
 import sys
 import threading
@@ -35,14 +35,22 @@ from typing import Any
 from evalkit.errors import EvalkitError, InputError
 from evalkit.judge.eval_sets import EvalSet
 from evalkit.judge.ollama_client import Answer, CacheMiss, OllamaJudgeClient
-from evalkit.judge.templates import RETRY_MESSAGE, Template, describe, load_template
-from evalkit.judge.scores import SCORE_SCHEMA, parse_score
-from evalkit.judge.verdicts import lenient_discrete, parse_discrete, verdict_schema, weighted_preference
+from evalkit.judge.alpaca_eval_templates import AlpacaEvalTemplate
+from evalkit.judge.ollama_client import JudgeServerError
+from evalkit.judge.scores import SCORE_SCHEMA, parse_book_score, parse_score
+from evalkit.judge.templates import RETRY_MESSAGE, Template, describe, load_template, template_mode
+from evalkit.judge.verdicts import (
+    alpaca_eval_logprob_preference,
+    lenient_discrete,
+    parse_discrete,
+    verdict_schema,
+    weighted_preference,
+)
 from evalkit.store import Metric, ResultsStore, content_hash
 
 MODES = ("score", "pairwise")
 ORDERS = ("swap", "random")
-BOOK_OPTIONS = {"seed": 123, "temperature": 0.0, "num_ctx": 2048}  # chapter 7's query_model
+SCORE_NUM_CTX = 2048  # chapter 7's query_model
 PAIRWISE_NUM_CTX = 4096  # two outputs and a template rarely fit the book's 2048
 TOP_LOGPROBS = 5  # as AlpacaEval asks
 JSON_NUM_PREDICT = 128  # a JSON verdict is a few tokens; this bounds a runaway answer
@@ -149,6 +157,15 @@ def build_items(
 # -- judging one item -----------------------------------------------------------------------
 
 
+def model_shown_first(instruction: str, input: str, seed: int) -> bool:  # noqa: A002 - the field's name
+    """``--order random``: AlpacaEval's own per-instruction rule (``RandomSwitchTwoColumnsProcessor``
+    as its pairwise annotators set it up: ``random_seeded_choice`` seeded by the switch column's
+    name, the instruction and the seed), so every item is shown in the order AlpacaEval would show
+    it, the same for every model. An input is joined to the instruction as AlpacaEval's data has it."""
+    text = instruction + (f"\n\n{input}" if input else "")
+    return random.Random("is_switched_outputs" + text + str(seed)).choices([False, True], k=1)[0]
+
+
 class _Judge:
     """Judges items with one client and template (shared by the worker threads)."""
 
@@ -180,19 +197,28 @@ class _Judge:
                 self.truncated += 1
         return raw
 
+    def _options(self, num_predict: int) -> dict[str, Any]:
+        """The options sent: a named template's own (the book sends no num_predict), else
+        evalkit's with ``num_predict`` bounding the answer."""
+        if self.template.options is not None:
+            return dict(self.options)
+        return {**self.options, "num_predict": num_predict}
+
     def _ask_parsed(self, messages: list[dict[str, str]], strict, lenient, schema: Any) -> tuple[Any, list[dict[str, Any]]]:
         """Structured request; corrective retries; then the lenient parser; else None."""
         structured = self.template.format == "schema"
-        options = {**self.options, "num_predict": JSON_NUM_PREDICT}
+        options = self._options(JSON_NUM_PREDICT)
+        retries = self.parse_retries if self.template.parse_retries is None else self.template.parse_retries
         raws, answers = [], []
-        for attempt in range(self.parse_retries + 1):
-            answer = self.client.chat(messages, options=options, format=schema if structured else None)
+        for attempt in range(retries + 1):
+            answer = self.client.chat(messages, options=options, format=schema if structured else None,
+                                      stream=self.template.stream)
             raws.append(self._raw(answer, "structured" if structured else "text"))
             answers.append(answer.content)
             value = strict(answer.content)
             if value is not None:
                 return value, raws
-            if attempt < self.parse_retries:
+            if attempt < retries:
                 retry = RETRY_MESSAGE.format(answer_format=self.template.answer_format("schema" if structured else "none"))
                 messages = [*messages, {"role": "assistant", "content": answer.content}, {"role": "user", "content": retry}]
         for text in answers:
@@ -217,7 +243,8 @@ class _Judge:
         answer_kind = "schema" if self.template.format == "schema" else "none"
         messages = self.template.render(self.values(item, reference=item.reference, response=item.response), answer_kind)
         # one strict reading (evalkit.judge.scores): no lenient second pass for scores
-        score, raws = self._ask_parsed(messages, parse_score, lambda _text: None, SCORE_SCHEMA)
+        parse = parse_book_score if self.template.parser == "book" else parse_score
+        score, raws = self._ask_parsed(messages, parse, lambda _text: None, SCORE_SCHEMA)
         if score is None:
             self._count_unparsed()
         return {**payload, "score": score, "status": "ok" if score is not None else "unparsed", "raw": raws}
@@ -227,9 +254,34 @@ class _Judge:
             self.unparsed += 1
 
     def swap_first(self, item: JudgeItem) -> bool:
-        """AlpacaEval's way: one order per instruction from a seed, the same for every model."""
-        digest = hashlib.sha256(f"{self.seed}\x00{item.instruction}\x00{item.input}".encode()).digest()
-        return bool(digest[0] & 1)
+        return model_shown_first(item.instruction, item.input, self.seed)
+
+    def _alpaca_eval_order(self, values: dict[str, str]) -> tuple[float | None, dict[str, Any]]:
+        """One order judged with an AlpacaEval annotator, read as alpaca_eval reads it."""
+        template = self.template
+        assert isinstance(template, AlpacaEvalTemplate)
+        messages = template.render(values)
+        if not template.weighted:
+            answer = self.client.chat(messages, options=dict(self.options))
+            raw = self._raw(answer, "text")
+            shown = template.parse_text(answer.content)
+            return shown, raw
+        answer = self.client.chat(messages, options=dict(self.options), logprobs=True, top_logprobs=template.top_logprobs)
+        raw = self._raw(answer, "logprobs")
+        if not answer.logprobs:
+            raise JudgeServerError(
+                f"the judge server returned no logprobs; {template.name} reads its verdict from them "
+                "(Ollama 0.12.11 or later, or an OpenAI-compatible server with logprobs)"
+            )
+        # alpaca_eval reads one verdict per generated token and expects exactly one
+        shown = None
+        if len(answer.logprobs) == 1:
+            kwargs = template.parser_kwargs
+            shown = alpaca_eval_logprob_preference(
+                answer.logprobs[0].get("top_logprobs"), kwargs["numerator_token"], list(kwargs["denominator_tokens"]),
+                kwargs.get("is_binarize", True),
+            )
+        return shown, raw
 
     def _one_order(self, item: JudgeItem, swapped: bool) -> tuple[float | None, dict[str, Any]]:
         """Preference for output_2 (the model) over output_1 (the reference), judged with the
@@ -239,10 +291,13 @@ class _Judge:
         verdict = self.template.verdict
         shown: float | None = None
         weighted: dict[str, Any] | None = None
+        if isinstance(self.template, AlpacaEvalTemplate):
+            shown, raw = self._alpaca_eval_order(values)
+            raw["order"] = "model-first" if swapped else "reference-first"
+            return (None if shown is None else (3.0 - shown if swapped else shown)), raw
         if self.use_logprobs and not self.no_logprobs_seen.is_set():
             messages = self.template.render(values, "logprobs")
-            options = {**self.options, "num_predict": 1}
-            answer = self.client.chat(messages, options=options, logprobs=True, top_logprobs=TOP_LOGPROBS)
+            answer = self.client.chat(messages, options=self._options(1), logprobs=True, top_logprobs=TOP_LOGPROBS)
             weighted = self._raw(answer, "logprobs")
             if answer.logprobs:
                 shown, weighted["probabilities"] = weighted_preference(answer.logprobs, verdict)
@@ -388,6 +443,24 @@ def _estimate_tokens(messages: list[dict[str, str]]) -> int:
     return sum(len(m["content"].encode("utf-8")) for m in messages) // 3 + 8 * len(messages)
 
 
+def judge_options(template: Template, mode: str, *, seed: int | None = None, temperature: float | None = None,
+                  num_ctx: int | None = None) -> dict[str, Any]:
+    """The options every judge request carries (``num_predict`` is added per request for
+    evalkit's own templates): a named template's own, else seed 123, temperature 0 and a
+    context of 2048 (score) or 4096 (pairwise); ``seed``, ``temperature`` and ``num_ctx``
+    given explicitly replace them."""
+    if template.options is not None:
+        options = dict(template.options)
+    else:
+        options = {"seed": 123, "temperature": 0.0}
+    options.setdefault("seed", 123)
+    options.setdefault("num_ctx", SCORE_NUM_CTX if mode == "score" else PAIRWISE_NUM_CTX)
+    for name, value in (("seed", seed), ("temperature", temperature), ("num_ctx", num_ctx)):
+        if value is not None:
+            options[name] = value
+    return options
+
+
 def run_judge(
     store: ResultsStore,
     *,
@@ -402,8 +475,8 @@ def run_judge(
     refresh: bool = False,
     order: str | None = None,
     discrete: bool = False,
-    seed: int = 123,
-    temperature: float = 0.0,
+    seed: int | None = None,
+    temperature: float | None = None,
     num_ctx: int | None = None,
     timeout: float = 300.0,
     retries: int = 5,
@@ -417,7 +490,7 @@ def run_judge(
     bypasses the answer cache); an unfinished one is resumed.
     """
     eval_name = eval_set.name if eval_set is not None else None
-    mode = mode or (eval_set.default_mode if eval_set is not None else "score")
+    mode = mode or template_mode(prompt_template) or (eval_set.default_mode if eval_set is not None else "score")
     if mode not in MODES:
         raise EvalkitError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     order = order or (eval_set.default_order if eval_set is not None else "swap")
@@ -431,8 +504,12 @@ def run_judge(
         recorded = ",".join(map(str, recorded))
     eval_name = eval_name or recorded or f"run:{record.id}"
     template = load_template(prompt_template, mode)
-    num_ctx = num_ctx or (BOOK_OPTIONS["num_ctx"] if mode == "score" else PAIRWISE_NUM_CTX)
-    options = {"seed": seed, "temperature": temperature, "num_ctx": num_ctx}
+    if discrete and isinstance(template, AlpacaEvalTemplate):
+        raise InputError(f"{template.name} decides how its verdicts are read; --discrete does not apply",
+                         field="discrete")
+    options = judge_options(template, mode, seed=seed, temperature=temperature, num_ctx=num_ctx)
+    num_ctx = options["num_ctx"]
+    seed = options["seed"]
     stop = threading.Event()
     client = OllamaJudgeClient(
         judge_model, hosts, store=store, refresh=refresh, timeout=timeout, retries=retries, backoff=retry_backoff,

@@ -18,6 +18,8 @@ import math
 import re
 from typing import Any
 
+import numpy as np
+
 TIE = "tie"
 
 
@@ -109,3 +111,30 @@ def weighted_preference(logprobs: list[dict[str, Any]] | None, verdict: tuple[st
         return None, {}
     probs = {k: v / total for k, v in mass.items()}
     return 2.0 - probs[verdict[0]], probs
+
+
+def alpaca_eval_logprob_preference(
+    top_logprobs: list[dict[str, Any]] | None,
+    numerator_token: str,
+    denominator_tokens: list[str],
+    is_binarize: bool = False,
+) -> float | None:
+    """AlpacaEval's ``logprob_parser`` on one token's ``top_logprobs``, to the bit: tokens match
+    exactly (``" m"`` is not ``"m"``), a repeated token keeps its last logprob, a missing
+    candidate has probability 0, none present is None (AlpacaEval's NaN). Mirrored rather
+    than imported: importing alpaca_eval takes seconds and it is only needed for its templates.
+    """
+    from scipy.special import logsumexp
+
+    wanted = [*denominator_tokens, numerator_token]
+    found = {t.get("token"): t.get("logprob") for t in (top_logprobs or []) if t.get("token") in wanted}
+    if not found:
+        return None
+    missing = float("-inf")
+    baseline = found.get(numerator_token, missing)
+    if is_binarize:
+        others = [found.get(t, missing) for t in denominator_tokens if t != numerator_token]
+        return 1.0 if all(baseline > t for t in others) else 2.0
+    denominator = logsumexp([found.get(t, missing) for t in denominator_tokens])
+    value = float(2 - np.exp(baseline - denominator))
+    return value if math.isfinite(value) else None
