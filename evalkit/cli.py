@@ -447,7 +447,9 @@ def cmd_judge(args: argparse.Namespace) -> int:
             judge_model=args.judge_model,
             mode=args.mode,
             reference=args.reference,
+            backend=args.backend,
             hosts=args.host,
+            api_key_env=args.api_key_env,
             concurrency=args.concurrency,
             prompt_template=args.prompt_template,
             refresh=args.refresh,
@@ -490,11 +492,13 @@ def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
     source.add_argument("--responses", metavar="FILE|RUN_ID", help="JSON/JSONL file of responses (book or AlpacaEval shapes), or a generate run id")
     source.add_argument("--list-templates", action="store_true", help="list the named prompt templates, one a line, and exit")
     p.add_argument("--name", help="the judged model's name (default: the checkpoint's, or the file's generator or name)")
-    p.add_argument("--judge-model", default="llama3", help="Ollama model that judges")
+    p.add_argument("--judge-model", default="llama3", help="model that judges: an Ollama tag, or the model id an OpenAI-compatible server lists at /v1/models")
+    p.add_argument("--backend", choices=["ollama", "openai"], default="ollama", help="ollama = Ollama's API (official ollama client); openai = any OpenAI-compatible server: vLLM, llama.cpp llama-server, LM Studio, Ollama's /v1, a hosted API (official openai client)")
+    p.add_argument("--api-key-env", metavar="NAME", help="--backend openai: environment variable holding the API key (default OPENAI_API_KEY); the key is never stored, cached or printed")
     p.add_argument("--eval-set", help="book-test | alpaca-eval | FILE (default with --model: book-test)")
     p.add_argument("--mode", choices=["score", "pairwise"], help="default: pairwise for alpaca-eval, else score")
     p.add_argument("--reference", help="pairwise: reference outputs, a FILE or a generate RUN_ID (default: the eval set's)")
-    p.add_argument("--host", action="append", metavar="URL", help="Ollama server; repeat to spread requests (default: $OLLAMA_HOST or http://localhost:11434)")
+    p.add_argument("--host", action="append", metavar="URL", help="judge server; repeat to spread requests over replicas. ollama: default $OLLAMA_HOST or http://localhost:11434; openai: the base URL ending in /v1, default $OPENAI_BASE_URL or http://localhost:8000/v1")
     p.add_argument("--concurrency", type=int, default=4, help="judge requests in flight")
     p.add_argument("--prompt-template", metavar="NAME|FILE", help="evalkit (default), book (the book's chapter 7 judge), alpaca-eval:ANNOTATOR (read from the installed alpaca_eval), or your own file (see README and --list-templates)")
     p.add_argument("--refresh", action="store_true", help="ignore cached answers and finished runs; ask the judge again")

@@ -1,17 +1,20 @@
-"""LLM-as-judge through Ollama: the book's 0-100 score and AlpacaEval-style pairwise verdicts.
+"""LLM-as-judge through Ollama or OpenAI-compatible servers: 0-100 scores and AlpacaEval-style pairwise verdicts.
 
 Public API:
 
 * :func:`run_judge`: judge a ``generate`` run, store a ``judge-score`` / ``judge-pairwise`` run.
 * :func:`load_eval_set`, :class:`EvalSet`: ``book-test``, ``alpaca-eval`` or a file.
-* :class:`OllamaJudgeClient`, :func:`resolve_hosts`: the Ollama side (hosts, preflight,
-  retries, cache), usable on its own.
-* :func:`load_template`, :func:`parse_template`: versioned prompt templates.
+* :func:`make_provider`, :class:`OllamaJudgeClient`, :class:`evalkit.judge.providers.openai.OpenAIJudgeClient`: the judge
+  backends (hosts, preflight, retries, cache), usable on their own.
+* :func:`load_template`, :func:`parse_template`: named and versioned prompt templates.
+* :func:`parse_score`: the strict reading of a 0-100 score.
 """
 
 from evalkit.judge.eval_sets import EvalSet, load_eval_set
-from evalkit.judge.ollama_client import JudgeServerError, OllamaJudgeClient, resolve_hosts
-from evalkit.judge.runner import run_judge, score_metrics
+from evalkit.judge.providers import JudgeServerError, make_provider
+from evalkit.judge.providers.ollama import OllamaJudgeClient, resolve_hosts
+from evalkit.judge.runner import prepare_judge, run_judge, score_metrics
+from evalkit.judge.scores import parse_score
 from evalkit.judge.templates import Template, load_template, parse_template
 from evalkit.judge.verdicts import weighted_preference
 
@@ -22,7 +25,10 @@ __all__ = [
     "Template",
     "load_eval_set",
     "load_template",
+    "make_provider",
+    "parse_score",
     "parse_template",
+    "prepare_judge",
     "resolve_hosts",
     "run_judge",
     "score_metrics",

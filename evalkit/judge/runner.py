@@ -34,9 +34,8 @@ from typing import Any
 
 from evalkit.errors import EvalkitError, InputError
 from evalkit.judge.eval_sets import EvalSet
-from evalkit.judge.ollama_client import Answer, CacheMiss, OllamaJudgeClient
+from evalkit.judge.providers import Answer, CacheMiss, JudgeProvider, JudgeServerError, ModelInfo, make_provider
 from evalkit.judge.alpaca_eval_templates import AlpacaEvalTemplate
-from evalkit.judge.ollama_client import JudgeServerError
 from evalkit.judge.scores import SCORE_SCHEMA, parse_book_score, parse_score
 from evalkit.judge.templates import RETRY_MESSAGE, Template, describe, load_template, template_mode
 from evalkit.judge.verdicts import (
@@ -169,8 +168,8 @@ def model_shown_first(instruction: str, input: str, seed: int) -> bool:  # noqa:
 class _Judge:
     """Judges items with one client and template (shared by the worker threads)."""
 
-    def __init__(self, client: OllamaJudgeClient, template: Template, mode: str, options: dict[str, Any], *,
-                 order: str, discrete: bool, seed: int, parse_retries: int, num_ctx: int):
+    def __init__(self, client: JudgeProvider, template: Template, mode: str, options: dict[str, Any], *,
+                 order: str, discrete: bool, seed: int, parse_retries: int, num_ctx: int | None):
         self.client = client
         self.template = template
         self.mode = mode
@@ -191,7 +190,7 @@ class _Judge:
         if answer.logprobs:
             raw["top_logprobs"] = answer.logprobs[0].get("top_logprobs")
         used = (answer.prompt_eval_count or 0) + (answer.eval_count or 0)
-        if answer.prompt_eval_count is not None and used >= self.num_ctx - CONTEXT_MARGIN:
+        if self.num_ctx and answer.prompt_eval_count is not None and used >= self.num_ctx - CONTEXT_MARGIN:
             raw["truncated"] = True
             with self._lock:
                 self.truncated += 1
@@ -461,6 +460,68 @@ def judge_options(template: Template, mode: str, *, seed: int | None = None, tem
     return options
 
 
+@dataclass
+class JudgeSetup:
+    """A judge checked and ready: template, options, and a client whose server, model and
+    template passed preflight (built before any response is generated)."""
+
+    mode: str
+    template: Template
+    options: dict[str, Any]
+    client: JudgeProvider
+    info: ModelInfo
+    backend: str
+    stop: threading.Event
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def prepare_judge(
+    store: ResultsStore,
+    *,
+    mode: str,
+    judge_model: str = "llama3",
+    backend: str = "ollama",
+    hosts: list[str] | None = None,
+    api_key_env: str | None = None,
+    prompt_template: str | Path | None = None,
+    discrete: bool = False,
+    seed: int | None = None,
+    temperature: float | None = None,
+    num_ctx: int | None = None,
+    timeout: float = 300.0,
+    retries: int = 5,
+    retry_backoff: float = 0.5,
+    refresh: bool = False,
+) -> JudgeSetup:
+    """Load the template and check the judge server and model (fails within seconds when the
+    server is not there, with how to start it)."""
+    if mode not in MODES:
+        raise EvalkitError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    template = load_template(prompt_template, mode)
+    if discrete and isinstance(template, AlpacaEvalTemplate):
+        raise InputError(f"{template.name} decides how its verdicts are read; --discrete does not apply",
+                         field="discrete")
+    options = judge_options(template, mode, seed=seed, temperature=temperature, num_ctx=num_ctx)
+    if backend != "ollama":
+        options.pop("num_ctx", None)  # the server's own setting; not part of an OpenAI request
+    stop = threading.Event()
+    client = make_provider(
+        backend, judge_model, hosts, api_key_env=api_key_env, store=store, refresh=refresh, timeout=timeout,
+        retries=retries, backoff=retry_backoff, stop=stop, cache_scope={"template": template.hash},
+    )
+    try:
+        info = client.preflight()
+    except BaseException:
+        client.close()
+        raise
+    context = options.get("num_ctx")
+    if context and info.context_length and context > info.context_length:
+        _warn(f"num_ctx {context} exceeds {judge_model}'s context length {info.context_length}")
+    return JudgeSetup(mode, template, options, client, info, backend, stop)
+
+
 def run_judge(
     store: ResultsStore,
     *,
@@ -469,7 +530,9 @@ def run_judge(
     mode: str | None = None,
     eval_set: EvalSet | None = None,
     reference: Any = None,
+    backend: str = "ollama",
     hosts: list[str] | None = None,
+    api_key_env: str | None = None,
     concurrency: int = 4,
     prompt_template: str | Path | None = None,
     refresh: bool = False,
@@ -483,16 +546,15 @@ def run_judge(
     retry_backoff: float = 0.5,
     parse_retries: int = 2,
     progress: bool = True,
+    setup: JudgeSetup | None = None,
 ) -> str:
     """Judge the responses of a ``generate`` run; returns the judge run's id.
 
     A finished run with the same configuration is reused (``refresh`` starts a new one and
-    bypasses the answer cache); an unfinished one is resumed.
+    bypasses the answer cache); an unfinished one is resumed. ``setup`` is a judge already
+    checked by :func:`prepare_judge` (else it is prepared here, before anything is stored).
     """
-    eval_name = eval_set.name if eval_set is not None else None
     mode = mode or template_mode(prompt_template) or (eval_set.default_mode if eval_set is not None else "score")
-    if mode not in MODES:
-        raise EvalkitError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     order = order or (eval_set.default_order if eval_set is not None else "swap")
     if order not in ORDERS:
         raise EvalkitError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
@@ -502,65 +564,75 @@ def run_judge(
     recorded = record.config.get("eval_set")
     if isinstance(recorded, list):  # imported files record the AlpacaEval datasets they hold
         recorded = ",".join(map(str, recorded))
-    eval_name = eval_name or recorded or f"run:{record.id}"
-    template = load_template(prompt_template, mode)
-    if discrete and isinstance(template, AlpacaEvalTemplate):
-        raise InputError(f"{template.name} decides how its verdicts are read; --discrete does not apply",
-                         field="discrete")
-    options = judge_options(template, mode, seed=seed, temperature=temperature, num_ctx=num_ctx)
-    num_ctx = options["num_ctx"]
-    seed = options["seed"]
-    stop = threading.Event()
-    client = OllamaJudgeClient(
-        judge_model, hosts, store=store, refresh=refresh, timeout=timeout, retries=retries, backoff=retry_backoff,
-        stop=stop, cache_scope={"template": template.hash},
-    )
+    eval_name = (eval_set.name if eval_set is not None else None) or recorded or f"run:{record.id}"
+    if setup is None:
+        setup = prepare_judge(
+            store, mode=mode, judge_model=judge_model, backend=backend, hosts=hosts, api_key_env=api_key_env,
+            prompt_template=prompt_template, discrete=discrete, seed=seed, temperature=temperature, num_ctx=num_ctx,
+            timeout=timeout, retries=retries, retry_backoff=retry_backoff, refresh=refresh,
+        )
     try:
-        info = client.preflight()
-        if info.context_length and num_ctx > info.context_length:
-            _warn(f"num_ctx {num_ctx} exceeds {judge_model}'s context length {info.context_length}")
-        config: dict[str, Any] = {
-            "eval_set": eval_name,
-            "mode": mode,
-            "judge_model": judge_model,
-            "judge_digest": info.digest,
-            "template": describe(template),
-            "template_hash": template.hash,
-            "options": options,
-            "parse_retries": parse_retries,
-            "responses_run": record.id,
-            "responses_hash": content_hash([[i.id, i.response] for i in items]),
-        }
-        if mode == "pairwise":
-            config.update(
-                order=order,
-                verdict="discrete" if discrete else "logprobs",
-                reference={"source": ref_name, "hash": content_hash([[i.id, i.reference] for i in items])},
-            )
-            if order == "random":
-                config["order_seed"] = seed
-        kind = f"judge-{mode}"
-        if not refresh:
-            finished = store.find_run(kind, record.model, config)
-            if finished is not None:
-                return finished.id
-        judge = _Judge(client, template, mode, options, order=order, discrete=discrete, seed=seed,
-                       parse_retries=parse_retries, num_ctx=num_ctx)
-        with store.start_run(kind, record.model, config, resume=not refresh) as run:
+        return _run(store, setup, record, items, ref_name, eval_name=eval_name, judge_model=judge_model, order=order,
+                    discrete=discrete, parse_retries=parse_retries, refresh=refresh, concurrency=concurrency,
+                    progress=progress)
+    finally:
+        setup.close()
+
+
+def _run(store: ResultsStore, setup: JudgeSetup, record: Any, items: list[JudgeItem], ref_name: str, *, eval_name: str,
+         judge_model: str, order: str, discrete: bool, parse_retries: int, refresh: bool, concurrency: int,
+         progress: bool) -> str:
+    mode, template, options, info = setup.mode, setup.template, setup.options, setup.info
+    seed = options["seed"]
+    # what a prompt must fit: Ollama's num_ctx, else the context the server reports (if any)
+    num_ctx = options.get("num_ctx") or info.context_length
+    config: dict[str, Any] = {
+        "eval_set": eval_name,
+        "mode": mode,
+        "judge_model": judge_model,
+        "judge_digest": info.digest,
+        "template": describe(template),
+        "template_hash": template.hash,
+        "options": options,
+        "parse_retries": parse_retries,
+        "responses_run": record.id,
+        "responses_hash": content_hash([[i.id, i.response] for i in items]),
+    }
+    if setup.backend != "ollama":  # Ollama runs keep their configs, so finished ones are still found
+        config["backend"] = setup.backend
+    if mode == "pairwise":
+        config.update(
+            order=order,
+            verdict="discrete" if discrete else "logprobs",
+            reference={"source": ref_name, "hash": content_hash([[i.id, i.reference] for i in items])},
+        )
+        if order == "random":
+            config["order_seed"] = seed
+    kind = f"judge-{mode}"
+    if not refresh:
+        finished = store.find_run(kind, record.model, config)
+        if finished is not None:
+            return finished.id
+    judge = _Judge(setup.client, template, mode, options, order=order, discrete=discrete, seed=seed,
+                   parse_retries=parse_retries, num_ctx=num_ctx)
+    run = store.start_run(kind, record.model, config, resume=not refresh)
+    try:
+        with run:
             done = run.done_items()
             todo = [i for i in items if i.id not in done]
-            _warn_truncation(judge, todo, template, mode, num_ctx)
-            _judge_all(run, judge, todo, total=len(items), concurrency=concurrency, stop=stop, progress=progress)
+            if num_ctx:
+                _warn_truncation(judge, todo, template, mode, num_ctx)
+            _judge_all(run, judge, todo, total=len(items), concurrency=concurrency, stop=setup.stop, progress=progress)
             samples = [p for _, p in run.samples()]
             run.log_metrics(score_metrics(samples) if mode == "score" else pairwise_run_metrics(samples))
-            if judge.truncated:
-                _warn(
-                    f"{judge.truncated} judge prompt(s) filled num_ctx={num_ctx} and were probably truncated; "
-                    "raise --num-ctx"
-                )
-            return run.id
-    finally:
-        client.close()
+    except BaseException:
+        if not run.resumed and not run.done_items():
+            store.delete_run(run.id)  # a judge that failed before its first item leaves no empty run
+        raise
+    if judge.truncated:
+        _warn(f"{judge.truncated} judge prompt(s) filled num_ctx={num_ctx} and were probably truncated; "
+              "raise --num-ctx (Ollama) or the server's context length")
+    return run.id
 
 
 def _warn_truncation(judge: _Judge, items: list[JudgeItem], template: Template, mode: str, num_ctx: int) -> None:
