@@ -15,7 +15,8 @@ hosted API.
   ``max_tokens`` (evalkit's ``num_predict``); ``num_ctx`` is the server's setting and not sent.
   Weighted verdicts ask for ``logprobs`` with ``top_logprobs``; a JSON schema goes out as
   ``response_format: {"type": "json_schema", ...}``. A server that refuses ``response_format``
-  (400/422) is asked again without it, once, and from then on the strict parser reads the text.
+  (a 400/422 naming ``response_format`` or ``json_schema``) is asked again without it, and from
+  then on the strict parser reads the text.
 * Errors: connection errors, timeouts, unreadable bodies, 429 and 5xx are retried; 401/403
   (the key), 404 (the model) and other 4xx fail at once.
 """
@@ -121,7 +122,9 @@ class OpenAIJudgeClient(JudgeProvider):
         if status == 404:
             return JudgeServerError(f"{host} answered 404 for {what}: judge model {self.model!r} is not served there "
                                     "(see its /v1/models)")
-        return JudgeServerError(f"{host} refused {what} ({status}): {self._redact(str(exc.message))[:300]}")
+        body = exc.body if isinstance(exc.body, dict) else {}
+        message = body.get("message") if isinstance(body.get("message"), str) else exc.message
+        return JudgeServerError(f"{host} refused {what} ({status}): {self._redact(message)[:300]}")
 
     def _check_host(self, host: str) -> tuple[str | None, int | None]:
         try:
@@ -165,8 +168,10 @@ class OpenAIJudgeClient(JudgeProvider):
         try:
             try:
                 completion = self._clients[host].chat.completions.create(**self._arguments(request, with_format))
-            except (openai.BadRequestError, openai.UnprocessableEntityError):
-                if not (with_format and request.get("format") is not None):
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                refused = f"{exc.message} {exc.body}".lower()
+                if not (with_format and request.get("format") is not None
+                        and ("response_format" in refused or "json_schema" in refused)):
                     raise
                 # the server does not take response_format: ask without it; the strict parser reads the text
                 with self._format_lock:
