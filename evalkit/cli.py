@@ -475,16 +475,27 @@ def cmd_judge(args: argparse.Namespace) -> int:
 def _judge_epilog() -> str:
     from evalkit.judge.scores import RULES
 
-    return f"Score parsing: {RULES}"
+    return (
+        f"Score parsing: {RULES} "
+        "Options sent to the judge server: evalkit's templates send seed (--seed, 123), temperature "
+        "(--temperature, 0), num_ctx (--num-ctx; Ollama only) and num_predict (128 for a JSON or text answer, "
+        "1 for a logprob-weighted verdict), a JSON schema as `format` (Ollama) or `response_format` (openai), and "
+        "logprobs with top_logprobs 5 for weighted verdicts. `book` sends exactly the book's options (seed 123, "
+        "temperature 0, num_ctx 2048; no num_predict, no format), streamed. `alpaca-eval:ANNOTATOR` sends the "
+        "annotator's completions_kwargs (temperature, max_tokens as num_predict, top_p, logprobs, top_logprobs) "
+        "plus seed and num_ctx. With --backend openai, num_predict goes out as max_tokens and num_ctx is not sent."
+    )
 
 
 def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "judge",
         parents=[parent],
-        help="LLM-as-judge through Ollama: the book's 0-100 score or AlpacaEval-style pairwise win rates",
-        description="Judge a model's responses with an Ollama model. Answers are cached in the store (a re-run "
-        "sends no judge requests), every item is stored as it finishes, and re-running resumes an interrupted run.",
+        help="LLM-as-judge through Ollama or an OpenAI-compatible server: 0-100 scores or AlpacaEval-style pairwise win rates",
+        description="Judge a model's responses with a model served by Ollama or an OpenAI-compatible server (vLLM, "
+        "llama.cpp, LM Studio, hosted). The judge is checked before any response is generated. Answers are cached "
+        "in the store (a re-run sends no judge requests), every item is stored as it finishes, and re-running "
+        "resumes an interrupted run.",
         epilog=_judge_epilog(),
     )
     source = p.add_mutually_exclusive_group()
@@ -502,7 +513,7 @@ def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
     p.add_argument("--concurrency", type=int, default=4, help="judge requests in flight")
     p.add_argument("--prompt-template", metavar="NAME|FILE", help="evalkit (default), book (the book's chapter 7 judge), alpaca-eval:ANNOTATOR (read from the installed alpaca_eval), or your own file (see README and --list-templates)")
     p.add_argument("--refresh", action="store_true", help="ignore cached answers and finished runs; ask the judge again")
-    p.add_argument("--order", choices=["swap", "random"], help="pairwise: swap = both orders averaged (default), random = one seeded order per instruction (default for alpaca-eval)")
+    p.add_argument("--order", choices=["swap", "random"], help="pairwise: swap = both orders averaged (default), random = one order per instruction by AlpacaEval's own rule, seeded by --seed (default for alpaca-eval)")
     p.add_argument("--discrete", action="store_true", help="pairwise: discrete verdicts (1, 1.5, 2) instead of logprob-weighted ones")
     p.add_argument("--seed", type=int, help="judge seed, also seeds --order random (default: 123, or the template's)")
     p.add_argument("--temperature", type=float, help="judge temperature (default: 0, or the template's)")
