@@ -303,7 +303,8 @@ class _Judge:
             else:
                 if not self.no_logprobs_seen.is_set():
                     self.no_logprobs_seen.set()  # an Ollama before 0.12.11: ask for discrete verdicts
-                    _warn("the judge server returned no logprobs (Ollama 0.12.11 or later does); using discrete verdicts")
+                    _warn("the judge server returned no logprobs (Ollama 0.12.11 or later does; an OpenAI-compatible server "
+                          "must support logprobs); using discrete verdicts")
         if weighted is not None and "probabilities" in weighted:
             raw = weighted  # both verdict tokens missing stays unparsed, as in AlpacaEval
         else:

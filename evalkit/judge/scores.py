@@ -6,15 +6,16 @@ A number is taken as the score only when the answer ties it to the scale:
    object inside it such as a fenced ```json block);
 2. a bare integer: the whole answer is ``85`` (quotes, ``**`` and a final period allowed);
 3. a number tied to the scale by its words: ``Score: 85``, ``my score is 40``,
-   ``final score of 85``, ``Rating: 72``, ``I rate it 72``, ``I'd give it a 72``,
-   ``72/100``, ``72 out of 100``.
+   ``final score of 85``, ``it would score 85``, ``Rating: 72``, ``I rate it 72``,
+   ``I'd give it a 72``, ``72/100``, ``72 out of 100``.
 
 Every tied number in the answer is a candidate. The answer is ``unparsed`` (``None``) when
 there is no candidate, when the candidates disagree (``Score: 60 ... Score: 80``), when a
 candidate is not an integer from 0 to 100 (``Score: 150``, ``Score: 7.5``, ``{"score": -1}``)
-or when a number is given on another scale (``7/10``, ``4 out of 5``). Numbers that are not
-tied (``makes 3 errors``, ``Step 1``) are never read, and the scale's own description
-(``0-100``, ``from 0 to 100``) is not a candidate.
+or when a number is given on another scale (``7/10``, ``4 out of 5``, ``on a scale of 1 to
+10``; ``3/4 points`` counts things and is no scale). Numbers that are not tied (``makes 3
+errors``, ``Step 1``) are never read, and the scale's own description (``0-100``, ``from 0 to
+100``, ``Score (out of 100):``) is not a candidate.
 """
 
 from __future__ import annotations
@@ -31,27 +32,41 @@ SCORE_SCHEMA = {
     "required": [SCORE_FIELD],
 }
 _NUMBER = r"([-+]?\d+(?:\.\d+)?)(?![\d.]*\d)"  # a whole number token, sign and decimals included
-_SCALE_RANGE = re.compile(r"\(?\b0\s*(?:-|–|to)\s*100\b\)?", re.I)  # "0-100", "(0 to 100)"
+# the scale's own description is no candidate: "0-100", "(0 to 100)", "Score (out of 100):", "[/100]"
+_SCALE_RANGE = re.compile(
+    r"[(\[]\s*(?:out\s+of\s+100|/\s*100|0\s*(?:-|–|to)\s*100)\s*[)\]]|\(?\b0\s*(?:-|–|to)\s*100\b\)?", re.I
+)
+# a dash separates only with a space after it: "Score - 70", while "Score: -5" is minus five
+_SEPARATOR = r"(?:\s*(?:\*\*)?\s*(?:would\s+be|will\s+be|is|of|:|=|-(?=\s)|–(?=\s))\s*(?:\*\*)?\s*){1,2}"
+_FILLER = r"(?:(?:therefore|thus|then|overall|roughly|about|around|approximately|exactly|just)\s+)?(?:a\s+|an\s+)?(?:\*\*)?"
 _TIED = [
-    # "Score: 85", "my score is 40", "final score of 85", "Score = 90", "score for this response: 70"
+    # "Score: 85", "my score is 40", "final score of 85", "Score = 90", "score for this response: 70",
+    # "The score is therefore 85", "**Score:** 70"
     re.compile(
-        r"\bscore[sd]?\b(?:\s+(?:for|of)\s+(?:this|the|that)\s+(?:response|answer|output))?"
-        r"\s*(?:\*\*)?\s*(?:would\s+be|will\s+be|is|of|:|=|-|–)\s*(?:\*\*)?\s*(?:a|an)?\s*(?:\*\*)?\s*" + _NUMBER,
+        r"\bscore[sd]?\b(?:\s+(?:for|of)\s+(?:this|the|that)\s+(?:response|answer|output))?" + _SEPARATOR + _FILLER + _NUMBER,
         re.I,
     ),
+    # "it would score 85", "the response scored 72" (no separator: "score" or "scored" right before it)
+    re.compile(r"\bscored?\s+(?:\*\*)?" + _NUMBER, re.I),
     # "Rating: 72", "my rating is 72", "Grade: 80"
-    re.compile(r"\b(?:rating|grade)\b\s*(?:\*\*)?\s*(?:would\s+be|is|of|:|=|-|–)\s*(?:\*\*)?\s*(?:a|an)?\s*" + _NUMBER, re.I),
-    # "I rate it 72", "I would rate this response 72", "I'd give it a 90", "I assign this a score of 70"
+    re.compile(r"\b(?:rating|grade)\b" + _SEPARATOR + _FILLER + _NUMBER, re.I),
+    # "I rate it 72", "I would rate this response 72", "I'd give it a 90", "I assign this a score of 70",
+    # "I would score this response 75"
     re.compile(
-        r"\b(?:rate|grade|give|assign|award)\s+(?:it|this|that|the|this\s+response|this\s+answer|the\s+response|the\s+answer)"
-        r"(?:\s+(?:response|answer|output))?\s+(?:at\s+|as\s+)?(?:a\s+|an\s+)?(?:score\s+of\s+|rating\s+of\s+)?(?:\*\*)?" + _NUMBER,
+        r"\b(?:rate|grade|give|assign|award|score)\s+(?:it|this|that|the|this\s+response|this\s+answer|the\s+response|the\s+answer)"
+        r"(?:\s+(?:response|answer|output))?\s+(?:at\s+|as\s+)?" + _FILLER + r"(?:score\s+of\s+|rating\s+of\s+)?(?:\*\*)?" + _NUMBER,
         re.I,
     ),
     # "72/100", "72 out of 100", "72 / 100"
     re.compile(r"(?<![\w.])([-+]?\d+(?:\.\d+)?)\s*(?:/|out\s+of)\s*100\b(?!\.\d)", re.I),
 ]
-# a number given on another scale: "7/10", "4 out of 5", "8 / 10"
-_OTHER_SCALE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*(?:/|out\s+of)\s*(\d+)\b", re.I)
+# a tied number given on another scale: "Score: 7/10", "I rate it 4 out of 5"
+_ANOTHER_SCALE_AFTER = re.compile(r"\s*(?:\*\*)?\s*(?:/|out\s+of)\s*(\d+)\b", re.I)
+# a tied range is two candidates: "Score: 85-90", "I rate it 70 to 80"
+_RANGE_AFTER = re.compile(r"\s*(?:-|–|to)\s*\d", re.I)
+# a score on another scale anywhere: "7/10", "8 out of 10", "scale of 1 to 10" ("3/4 points" counts things)
+_OTHER_SCALE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*(?:/|out\s+of)\s*(\d+)\b(?!\s+(?:[a-z]{3,}s\b|criteria))", re.I)
+_OTHER_RANGE = re.compile(r"\bscale\s+(?:of|from)\s+\d+\s*(?:-|–|to)\s*(\d+)\b", re.I)
 _BARE = re.compile(r"[\s\"'`*]*([-+]?\d+(?:\.\d+)?)[\s\"'`*]*\.?[\s\"'`*]*")
 
 
@@ -107,12 +122,16 @@ def score_candidates(text: str) -> list[int | _Invalid]:
         score = _as_score(value)
         candidates.append(score if score is not None else _INVALID)
     prose = _SCALE_RANGE.sub(" ", text)
-    for match in _OTHER_SCALE.finditer(prose):
-        if match.group(1) != "100":
-            candidates.append(_INVALID)
+    for pattern in (_OTHER_SCALE, _OTHER_RANGE):
+        for match in pattern.finditer(prose):
+            if match.group(1) != "100":
+                candidates.append(_INVALID)
     for pattern in _TIED:
         for match in pattern.finditer(prose):
             score = _as_score(match.group(1))
+            scale = _ANOTHER_SCALE_AFTER.match(prose, match.end())
+            if (scale and scale.group(1) != "100") or _RANGE_AFTER.match(prose, match.end()):
+                score = None
             candidates.append(score if score is not None else _INVALID)
     return candidates
 

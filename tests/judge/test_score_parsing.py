@@ -57,6 +57,21 @@ PARSED = [
     ("It lists 7 items instead of 10. Score: 65", 65),
     ("Score: 0 - the answer is empty.", 0),
     ("score: 50%", 50),
+    ("I would score this response 75.", 75),
+    ("The response would score 85.", 85),
+    ("Score is: 85", 85),
+    ("The final score is therefore 85.", 85),
+    ("Score (out of 100): 85", 85),
+    ("Score [0-100]: 62", 62),
+    ("**Score**: 85", 85),
+    ("Score:\n85", 85),
+    ("I'll give it an 85.", 85),
+    ("I would give this response a score of 85.", 85),
+    ("Score: 85/100\nReasoning: the response covers 3/4 points and 2 out of 5 steps.", 85),
+    ("(85/100)", 85),
+    ("I'd rate it about 85.", 85),
+    ("```\n85\n```", 85),
+    ("SCORE: 85 points", 85),
 ]
 
 UNPARSED = [
@@ -95,6 +110,14 @@ UNPARSED = [
     ("I rate it 4 out of 5.", None),
     ("8 / 10", None),
     ("Score: 8/10, i.e. 80/100", None),
+    ("On a scale of 1 to 10, I give it 8.", None),
+    ("I rate this a 9/10.", None),
+    ("Rating: 4/5 stars", None),
+    ("I'd give 7/10 and 70/100", None),
+    ("85\n\nThe response is correct.", None),  # a leading number is no bare answer and is not tied
+    ("The score of the match was 3-1 in the reference.", None),
+    ("Score: 85-90", None),
+    ("I rate it 70 to 80.", None),
 ]
 
 
