@@ -203,3 +203,13 @@ def test_wrong_key_is_refused_and_the_key_appears_nowhere(run_cli, tmp_path, mon
     assert KEY not in seen
     stored = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
     assert KEY.encode() not in stored and b"SECRET" not in stored
+
+
+def test_ollamas_own_v1_lists_full_tags(store, book_responses):
+    # Ollama's /v1/models lists "llama3:latest"; --judge-model llama3 means that tag, as on its native API
+    with FakeOpenAI(models={"llama3:latest": {"root": "llama3:latest"}}) as server:
+        server.script(lambda req: {"score": 55})
+        gen = add_generate_run(store, book_responses[:2])
+        run_id = judge(store, gen, server)
+        assert {r.body["model"] for r in server.requests} == {"llama3:latest"}
+        assert store.get_run(run_id).config["judge_digest"] == "llama3:latest"

@@ -106,6 +106,7 @@ class OpenAIJudgeClient(JudgeProvider):
                              timeout=openai.Timeout(timeout, connect=min(timeout, 10.0)))
             for h in self.hosts
         }
+        self._served_id = model  # the id the servers list (set by preflight)
         self._response_format_ok = True
         self._format_lock = threading.Lock()
 
@@ -137,19 +138,23 @@ class OpenAIJudgeClient(JudgeProvider):
             raise JudgeServerError(f"{host} does not answer like an OpenAI-compatible server (/v1/models: "
                                    f"{self._redact(str(exc))[:200]})") from exc
         served = {m.id: m.model_dump() for m in models}
-        if self.model not in served:
+        if self.model not in served and f"{self.model}:latest" in served:
+            self._served_id = f"{self.model}:latest"  # Ollama's /v1 lists tags in full
+        elif self.model in served:
+            self._served_id = self.model
+        else:
             listing = ", ".join(sorted(served)[:10]) or "none"
             raise JudgeServerError(f"judge model {self.model!r} is not served at {host} (it serves: {listing}); "
                                    "pass one of those as --judge-model")
-        entry = served[self.model]
+        entry = served[self._served_id]
         root = entry.get("root")
-        identity = self.model if not root or root == self.model else f"{self.model}@{root}"
+        identity = self._served_id if not root or root == self._served_id else f"{self._served_id}@{root}"
         length = entry.get("max_model_len")
         return identity, length if isinstance(length, int) else None
 
     def _arguments(self, request: dict[str, Any], with_format: bool) -> dict[str, Any]:
         options = request["options"]
-        kwargs: dict[str, Any] = {"model": self.model, "messages": request["messages"]}
+        kwargs: dict[str, Any] = {"model": self._served_id, "messages": request["messages"]}
         for ours, theirs in (("temperature", "temperature"), ("top_p", "top_p"), ("seed", "seed"), ("num_predict", "max_tokens")):
             if options.get(ours) is not None:
                 kwargs[theirs] = options[ours]
