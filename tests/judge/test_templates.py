@@ -120,3 +120,18 @@ def test_alpaca_evals_own_template_file_with_literal_braces_works_as_it_is(tmp_p
     assert system["role"] == "system" and user["role"] == "user"
     assert '{\n    "instruction": """Say {hi}""",\n}' in user["content"]  # literal braces kept, model braces untouched
     assert '"output": """A {x}"""' in user["content"] and '"output": """B"""' in user["content"]
+
+
+def test_alpaca_eval_templates_without_the_package_say_how_to_install_it(monkeypatch):
+    from evalkit.judge import alpaca_eval_templates
+
+    real = alpaca_eval_templates.importlib.util.find_spec
+    monkeypatch.setattr(alpaca_eval_templates.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "alpaca_eval" else real(name, *a))
+    with pytest.raises(InputError, match="pip install alpaca-eval"):
+        load_template("alpaca-eval:weighted_alpaca_eval_gpt4_turbo", "pairwise")
+    alpaca_eval_templates.annotator_summaries.cache_clear()
+    try:
+        assert alpaca_eval_templates.annotator_summaries() == (("ANNOTATOR", alpaca_eval_templates.INSTALL_HINT),)
+    finally:
+        alpaca_eval_templates.annotator_summaries.cache_clear()
