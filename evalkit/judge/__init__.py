@@ -4,7 +4,8 @@ Public API:
 
 * :func:`run_judge`: judge a ``generate`` run, store a ``judge-score`` / ``judge-pairwise`` run.
 * :func:`load_eval_set`, :class:`EvalSet`: ``book-test``, ``alpaca-eval`` or a file.
-* :func:`make_provider`, :class:`OllamaJudgeClient`, :class:`evalkit.judge.providers.openai.OpenAIJudgeClient`: the judge
+* :func:`prepare_judge`: check a judge (server, model, template) before any work.
+* :func:`make_provider` (``ollama`` or ``openai``), :class:`OllamaJudgeClient`: the judge
   backends (hosts, preflight, retries, cache), usable on their own.
 * :func:`load_template`, :func:`parse_template`: named and versioned prompt templates.
 * :func:`parse_score`: the strict reading of a 0-100 score.
