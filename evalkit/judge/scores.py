@@ -37,8 +37,11 @@ _SCALE_RANGE = re.compile(
     r"[(\[]\s*(?:out\s+of\s+100|/\s*100|0\s*(?:-|–|to)\s*100)\s*[)\]]|\(?\b0\s*(?:-|–|to)\s*100\b\)?", re.I
 )
 # a dash separates only with a space after it: "Score - 70", while "Score: -5" is minus five
-_SEPARATOR = r"(?:\s*(?:\*\*)?\s*(?:would\s+be|will\s+be|is|of|:|=|-(?=\s)|–(?=\s))\s*(?:\*\*)?\s*){1,2}"
-_FILLER = r"(?:(?:therefore|thus|then|overall|roughly|about|around|approximately|exactly|just)\s+)?(?:a\s+|an\s+)?(?:\*\*)?"
+# markup around words and numbers: **bold**, "quoted" keys ("score": 85), [[85]] (MT-bench's brackets)
+_MARK = r"[\s*\"'`]*"
+_OPEN = r"[\s*\"'`\[(]*"
+_SEPARATOR = r"(?:" + _MARK + r"(?:would\s+be|will\s+be|is|of|:|=|-(?=\s)|–(?=\s))" + _MARK + r"){1,2}"
+_FILLER = r"(?:(?:therefore|thus|then|overall|roughly|about|around|approximately|exactly|just)\s+)?(?:a\s+|an\s+)?" + _OPEN
 _TIED = [
     # "Score: 85", "my score is 40", "final score of 85", "Score = 90", "score for this response: 70",
     # "The score is therefore 85", "**Score:** 70"
@@ -47,14 +50,14 @@ _TIED = [
         re.I,
     ),
     # "it would score 85", "the response scored 72" (no separator: "score" or "scored" right before it)
-    re.compile(r"\bscored?\s+(?:\*\*)?" + _NUMBER, re.I),
+    re.compile(r"\bscored?\s+" + _OPEN + _NUMBER, re.I),
     # "Rating: 72", "my rating is 72", "Grade: 80"
     re.compile(r"\b(?:rating|grade)\b" + _SEPARATOR + _FILLER + _NUMBER, re.I),
     # "I rate it 72", "I would rate this response 72", "I'd give it a 90", "I assign this a score of 70",
     # "I would score this response 75"
     re.compile(
         r"\b(?:rate|grade|give|assign|award|score)\s+(?:it|this|that|the|this\s+response|this\s+answer|the\s+response|the\s+answer)"
-        r"(?:\s+(?:response|answer|output))?\s+(?:at\s+|as\s+)?" + _FILLER + r"(?:score\s+of\s+|rating\s+of\s+)?(?:\*\*)?" + _NUMBER,
+        r"(?:\s+(?:response|answer|output))?\s+(?:at\s+|as\s+)?" + _FILLER + r"(?:score\s+of\s+|rating\s+of\s+)?" + _OPEN + _NUMBER,
         re.I,
     ),
     # "72/100", "72 out of 100", "72 / 100"
@@ -67,7 +70,7 @@ _RANGE_AFTER = re.compile(r"\s*(?:-|–|to)\s*\d", re.I)
 # a score on another scale anywhere: "7/10", "8 out of 10", "scale of 1 to 10" ("3/4 points" counts things)
 _OTHER_SCALE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s*(?:/|out\s+of)\s*(\d+)\b(?!\s+(?:[a-z]{3,}s\b|criteria))", re.I)
 _OTHER_RANGE = re.compile(r"\bscale\s+(?:of|from)\s+\d+\s*(?:-|–|to)\s*(\d+)\b", re.I)
-_BARE = re.compile(r"[\s\"'`*]*([-+]?\d+(?:\.\d+)?)[\s\"'`*]*\.?[\s\"'`*]*")
+_BARE = re.compile(r"[\s\"'`*\[(]*([-+]?\d+(?:\.\d+)?)[\s\"'`*\])]*\.?[\s\"'`*]*")
 
 
 def _as_score(value: Any) -> int | None:
@@ -90,15 +93,18 @@ class _Invalid:
 _INVALID = _Invalid()
 
 
-def _json_candidates(text: str) -> list[Any]:
-    """The requested field of every JSON object in the text (the whole text first)."""
-    try:
-        whole = json.loads(text)
-    except (json.JSONDecodeError, ValueError):
-        whole = None
-    else:
-        if isinstance(whole, dict):
-            return [whole[SCORE_FIELD]] if SCORE_FIELD in whole else []
+def _score_fields(value: Any) -> list[Any]:
+    """Every value of the requested field in a JSON value (objects within objects and lists)."""
+    if isinstance(value, dict):
+        found = [value[SCORE_FIELD]] if SCORE_FIELD in value else []
+        return found + [v for child in value.values() if isinstance(child, (dict, list)) for v in _score_fields(child)]
+    if isinstance(value, list):
+        return [v for child in value for v in _score_fields(child)]
+    return []
+
+
+def _embedded_json_candidates(text: str) -> list[Any]:
+    """The requested field of every JSON object inside prose (e.g. a fenced ```json block)."""
     found = []
     decoder = json.JSONDecoder()
     for match in re.finditer(r"\{", text):
@@ -118,7 +124,15 @@ def score_candidates(text: str) -> list[int | _Invalid]:
         score = _as_score(bare.group(1))
         return [score if score is not None else _INVALID]
     candidates: list[int | _Invalid] = []
-    for value in _json_candidates(text):
+    try:
+        whole = json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        whole = None
+    else:
+        if isinstance(whole, (dict, list)):
+            # a JSON answer is read by its requested field only: {"rating": 80} gives no score
+            return [s if (s := _as_score(v)) is not None else _INVALID for v in _score_fields(whole)]
+    for value in _embedded_json_candidates(text):
         score = _as_score(value)
         candidates.append(score if score is not None else _INVALID)
     prose = _SCALE_RANGE.sub(" ", text)

@@ -72,6 +72,14 @@ PARSED = [
     ("I'd rate it about 85.", 85),
     ("```\n85\n```", 85),
     ("SCORE: 85 points", 85),
+    ('"score": 85', 85),
+    ("{'score': 85}", 85),
+    ("Rating: [[85]]", 85),
+    ("[[85]]", 85),
+    ('{"evaluation": {"score": 77, "reason": "2 errors"}}', 77),
+    ('[{"score": 64}]', 64),
+    ("My score: 85 out of a possible 100.", 85),
+    ("Score: 85.\nConfidence: 90%", 85),
 ]
 
 UNPARSED = [
@@ -118,6 +126,9 @@ UNPARSED = [
     ("The score of the match was 3-1 in the reference.", None),
     ("Score: 85-90", None),
     ("I rate it 70 to 80.", None),
+    ("Score: N/A", None),
+    ("Score: 8 out of 10 (80/100)", None),
+    ("Grade: A", None),
 ]
 
 
