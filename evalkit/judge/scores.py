@@ -2,8 +2,9 @@
 
 A number is taken as the score only when the answer ties it to the scale:
 
-1. a JSON object with the requested field, ``{"score": 85}`` (the whole answer, or an
-   object inside it such as a fenced ```json block);
+1. a JSON object with the requested field, ``{"score": 85}`` (the whole answer, also nested,
+   or an object inside prose such as a fenced ```json block); a JSON answer without the field
+   (``{"rating": 80}``) gives no score;
 2. a bare integer: the whole answer is ``85`` (quotes, ``**`` and a final period allowed);
 3. a number tied to the scale by its words: ``Score: 85``, ``my score is 40``,
    ``final score of 85``, ``it would score 85``, ``Rating: 72``, ``I rate it 72``,
