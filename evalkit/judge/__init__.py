@@ -11,27 +11,34 @@ Public API:
 * :func:`parse_score`: the strict reading of a 0-100 score.
 """
 
-from evalkit.judge.eval_sets import EvalSet, load_eval_set
-from evalkit.judge.providers import JudgeServerError, make_provider
-from evalkit.judge.providers.ollama import OllamaJudgeClient, resolve_hosts
-from evalkit.judge.runner import prepare_judge, run_judge, score_metrics
-from evalkit.judge.scores import parse_score
-from evalkit.judge.templates import Template, load_template, parse_template
-from evalkit.judge.verdicts import weighted_preference
+from __future__ import annotations
 
-__all__ = [
-    "EvalSet",
-    "JudgeServerError",
-    "OllamaJudgeClient",
-    "Template",
-    "load_eval_set",
-    "load_template",
-    "make_provider",
-    "parse_score",
-    "parse_template",
-    "prepare_judge",
-    "resolve_hosts",
-    "run_judge",
-    "score_metrics",
-    "weighted_preference",
-]
+import importlib
+from typing import Any
+
+# name -> module: imported on first use, so `import evalkit.judge.scores` (the CLI's help text)
+# does not load the Ollama and OpenAI clients
+_EXPORTS = {
+    "EvalSet": "evalkit.judge.eval_sets",
+    "load_eval_set": "evalkit.judge.eval_sets",
+    "JudgeServerError": "evalkit.judge.providers",
+    "make_provider": "evalkit.judge.providers",
+    "OllamaJudgeClient": "evalkit.judge.providers.ollama",
+    "resolve_hosts": "evalkit.judge.providers.ollama",
+    "prepare_judge": "evalkit.judge.runner",
+    "run_judge": "evalkit.judge.runner",
+    "score_metrics": "evalkit.judge.runner",
+    "parse_score": "evalkit.judge.scores",
+    "Template": "evalkit.judge.templates",
+    "load_template": "evalkit.judge.templates",
+    "parse_template": "evalkit.judge.templates",
+    "weighted_preference": "evalkit.judge.verdicts",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'evalkit.judge' has no attribute {name!r}")
