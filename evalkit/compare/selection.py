@@ -12,16 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalkit import schema
 from evalkit.selection import config_differences, pick_runs
 from evalkit.store import ResultsStore, RunRecord
-
-# Per-item fields that must agree for a paired comparison to be meaningful.
-COMPARABLE_PAYLOAD = {
-    "mmlu": (("prompt", "prompts (different few-shot examples or template)"), ("gold", "gold answers (different data)")),
-    "judge-score": (("reference", "reference outputs"),),
-    "judge-pairwise": (("output_1", "reference outputs"), ("generator_1", "reference models")),
-}
-
 
 class NoRuns(Exception):
     """Neither model has results of this mode: the mode is left out unless asked for."""
@@ -79,7 +72,7 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
         raise NotComparable(
             f"no items in common ({run_a.id} has {len(samples_a)}, {run_b.id} has {len(samples_b)}): different eval sets"
         )
-    for name, what in COMPARABLE_PAYLOAD.get(kind, ()):
+    for name, what in schema.ITEM_COMPARABILITY.get(kind, ()):
         differing = [
             item for item in common if samples_a[item].get(name) != samples_b[item].get(name)
         ]
