@@ -103,7 +103,8 @@ def test_transient_failures_are_retried(store, fake_openai, book_responses):
 
 
 def test_client_errors_fail_fast(store, fake_openai, book_responses):
-    fake_openai.inject(Fault(status=400, error="messages: too long"))
+    # two: the item a worker may start before the stop fails too, so no item is stored
+    fake_openai.inject(Fault(status=400, error="messages: too long"), Fault(status=400, error="messages: too long"))
     gen = add_generate_run(store, book_responses[:3])
     with pytest.raises(EvalkitError, match=r"refused the judge request \(400\): messages: too long"):
         judge(store, gen, fake_openai, concurrency=1)

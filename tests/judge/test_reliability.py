@@ -29,7 +29,8 @@ def test_transient_failures_are_retried(store, fake_ollama, book_responses):
 
 
 def test_client_error_fails_fast_with_the_servers_message(store, fake_ollama, book_responses):
-    fake_ollama.inject(Fault(status=400, error="invalid format schema"))
+    # two: the item a worker may start before the stop fails too, so no item is stored
+    fake_ollama.inject(Fault(status=400, error="invalid format schema"), Fault(status=400, error="invalid format schema"))
     gen = add_generate_run(store, book_responses[:3])
     with pytest.raises(EvalkitError, match=r"refused the request \(400\): invalid format schema"):
         judge(store, gen, fake_ollama, concurrency=1)
