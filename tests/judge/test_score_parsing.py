@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -173,3 +175,15 @@ def test_no_answer_without_a_tied_number_parses(parts):
 def test_one_tied_number_among_untied_ones_is_read(score, words, incidental):
     text = f"It makes {incidental} errors {' '.join(words)}. Score: {score}"
     assert parse_score(text) == score
+
+
+TIE_WORDS = ("score", "rate", "rating", "grade", "give", "assign", "award", "/", "out of", "{")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz ABCXYZ0123456789.,:;-=*()[]'\"!?\n", min_size=1, max_size=80))
+def test_arbitrary_text_without_tie_words_never_parses(text):
+    lowered = text.lower()
+    if any(word in lowered for word in TIE_WORDS) or re.fullmatch(r"[\s\"'`*\[(]*[-+]?[\d.]+[\s\"'`*\])]*\.?[\s\"'`*]*", text):
+        return  # tied by its words, or a bare number: parsing it is right
+    assert parse_score(text) is None
