@@ -172,3 +172,17 @@ def test_unknown_or_unsupported_annotators_are_clear_errors():
         load_template("alpaca-eval:alpaca_eval_gpt4_turbo_fn", "pairwise")
     with pytest.raises(InputError, match="--mode pairwise"):
         load_template(f"alpaca-eval:{WEIGHTED}", "score")
+
+
+def test_a_weighted_annotator_without_logprobs_stops_with_a_clear_error(store, book_responses):
+    from evalkit.errors import EvalkitError
+    from evalkit.judge import run_judge
+    from tests.judge.conftest import add_generate_run
+    from tests.judge.fake_ollama import FakeOllama
+
+    gen = add_generate_run(store, book_responses[:2])
+    with FakeOllama(supports_logprobs=False) as server:
+        server.script(lambda req: "m")
+        with pytest.raises(EvalkitError, match="returned no logprobs; alpaca-eval:weighted_alpaca_eval_gpt4_turbo reads"):
+            run_judge(store, responses_run=gen, hosts=[server.url], prompt_template=f"alpaca-eval:{WEIGHTED}",
+                      progress=False, concurrency=1)
