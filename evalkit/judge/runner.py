@@ -1,22 +1,27 @@
-"""``run_judge``: judge a ``generate`` run with an Ollama model and store a judge run.
+"""``run_judge``: judge a ``generate`` run with a model behind a judge backend (Ollama or an
+OpenAI-compatible server, :mod:`evalkit.judge.providers`) and store a judge run.
 
 Two modes:
 
-* ``score`` (the book's evaluation): the judge rates each response against the reference
-  output, 0-100, through a JSON schema. An empty response scores 0 without a call.
+* ``score``: the judge rates each response against the reference output, 0-100 (evalkit's
+  template: through a JSON schema; ``book``: chapter 7's prompt, read as ``int(answer)``), read
+  strictly (:mod:`evalkit.judge.scores`). An empty response scores 0 without a call.
   Metrics: ``score_mean`` (stderr, n), ``parse_rate``, ``score_median`` and the distribution
   ``score_dist/<lo>-<hi>`` (items per tenth of the scale).
 * ``pairwise`` (AlpacaEval's): the judge compares the response (``output_2``) with a
   reference (``output_1``); preference in [1, 2], 2 = model better. Weighted verdicts from
   the first token's logprobs, or discrete ones (1, 1.5, 2) through a JSON schema when the
-  server returns no logprobs or ``discrete=True``. Identical outputs are 1.5 without a call.
-  ``order="swap"`` judges both orders and averages them (FastChat), ``order="random"`` one
-  order chosen by a seed per instruction, the same for every model (AlpacaEval). Metrics:
-  AlpacaEval's, from :func:`evalkit.metrics.win_rate.pairwise_metrics`.
+  server returns no logprobs or ``discrete=True``; an ``alpaca-eval:`` annotator is read as
+  alpaca_eval reads it. Identical outputs are 1.5 without a call. ``order="swap"`` judges both
+  orders and averages them (FastChat), ``order="random"`` one order per instruction by
+  AlpacaEval's own rule, the same for every model. Metrics: AlpacaEval's, from
+  :func:`evalkit.metrics.win_rate.pairwise_metrics`.
 
-Answers that do not parse are retried (with a corrective turn) a bounded number of times,
-then read leniently, else stored as ``unparsed`` with the raw text. Each item is written to
-the store as it finishes, so a killed run keeps its items and the same call resumes it.
+Answers that do not parse are retried (with a corrective turn; not for the ``book`` and
+``alpaca-eval:`` templates, which ask once) a bounded number of times, else stored as
+``unparsed`` with the raw text. Each item is written to the store as it finishes, so a killed
+run keeps its items and the same call resumes it; a run that fails before its first item is
+removed.
 """
 
 from __future__ import annotations
