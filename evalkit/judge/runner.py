@@ -18,8 +18,9 @@ Two modes:
   :func:`evalkit.metrics.win_rate.pairwise_metrics`.
 
 Answers that do not parse are retried (with a corrective turn; not for the ``book`` and
-``alpaca-eval:`` templates, which ask once) a bounded number of times, else stored as
-``unparsed`` with the raw text. Each item is written to the store as it finishes, so a killed
+``alpaca-eval:`` templates, which ask once) a bounded number of times (a discrete pairwise
+verdict then gets one lenient reading: a single verdict word), else stored as ``unparsed``
+with the raw text. Each item is written to the store as it finishes, so a killed
 run keeps its items and the same call resumes it; a run that fails before its first item is
 removed.
 """
