@@ -248,7 +248,8 @@ def comparability_key(kind: str, config: dict[str, Any] | None, items_hash: str 
 # -- metrics ----------------------------------------------------------------------------------
 
 METRIC_NAMES: dict[str, tuple[str, ...]] = {
-    "finetune": ("train_loss", "val_loss", "tokens_seen", "steps"),
+    # DPO fine-tunes (finetune --method dpo) also record their validation preference accuracy and reward margin
+    "finetune": ("train_loss", "val_loss", "tokens_seen", "steps", "val_preference_accuracy", "val_reward_margin"),
     "generate": ("n", "tokens_per_second", "avg_length"),
     "mmlu": ("acc", "acc/*"),
     "judge-score": ("score_mean", "parse_rate", "score_median", "score_dist/*"),

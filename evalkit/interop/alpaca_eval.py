@@ -29,7 +29,8 @@ ANNOTATION_FIELDS = ("instruction", "output_1", "generator_1", "output_2", "gene
 def read_annotations(path: str | Path) -> list[dict[str, Any]]:
     """AlpacaEval annotation records, validated: judge-pairwise sample payloads in file order."""
     path = Path(path)
-    records = [record.value for record in read_json_records(path, expected=ANNOTATIONS)]
+    # AlpacaEval writes its annotations through pandas, which spells "no value" NaN
+    records = [record.value for record in read_json_records(path, expected=ANNOTATIONS, nan_as_null=True)]
     if not any("preference" in r for r in records):
         keys = ", ".join(sorted(records[0])[:8])
         raise InputError(

@@ -256,11 +256,10 @@ def load_template(path: str | Path | None, mode: str) -> Template:
             raise InputError("AlpacaEval's annotators compare two outputs: use them with --mode pairwise",
                              field="prompt-template")
         return load_annotator(str(path)[len(ALPACA_EVAL_PREFIX):])
+    from evalkit.records import read_text
+
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read prompt template ({exc.strerror})", path=file) from exc
+    text = read_text(file, expected="a judge prompt template (text with {instruction} ... placeholders)")
     return parse_template(text, source=str(file), mode=mode)
 
 
