@@ -32,15 +32,8 @@ def responses_run_for(
     itself when it names a ``generate`` run rather than a file."""
     if (model is None) == (responses is None):
         raise EvalkitError("give exactly one of --model (generate responses) and --responses FILE|RUN_ID")
-    if responses is not None and not Path(responses).exists():
-        try:
-            record = store.get_run(str(responses), with_metrics=False)
-        except UnknownRunError:
-            raise InputError("no such file, and no run with that id in the store (see `evalkit runs list`)",
-                             path=responses) from None
-        if record.kind != "generate":
-            raise EvalkitError(f"run {record.id} is a {record.kind} run; --responses takes a generate run or a file")
-        return record.id
+    if responses is not None and (run_id := _named_run(store, responses)) is not None:
+        return run_id
     if responses is not None:
         from evalkit.interop.responses import import_responses, read_responses
 
@@ -56,6 +49,35 @@ def responses_run_for(
     assert eval_set is not None
     options = {"model_name": name, **(generate_options or {})}
     return generate_responses(model, eval_set.records, store=store, eval_set=eval_set.name, **options)
+
+
+def _named_run(store: ResultsStore, responses: str | Path) -> str | None:
+    """The ``generate`` run ``--responses`` names when it is no file (None for a file)."""
+    if Path(responses).exists():
+        return None
+    try:
+        record = store.get_run(str(responses), with_metrics=False)
+    except UnknownRunError:
+        raise InputError("no such file, and no run with that id in the store (see `evalkit runs list`)",
+                         path=responses) from None
+    if record.kind != "generate":
+        raise EvalkitError(f"run {record.id} is a {record.kind} run; --responses takes a generate run or a file")
+    return record.id
+
+
+def _check_sources(store: ResultsStore, model: str | None, responses: str | Path | None) -> None:
+    """Check where the responses come from before the judge server is asked, so bad input is
+    reported as such (a responses file is read again when it is imported)."""
+    if responses is not None and _named_run(store, responses) is None:
+        from evalkit.interop.responses import read_responses
+
+        read_responses(responses)
+    if model is not None and Path(model).is_dir():
+        from finetune.model import is_checkpoint_dir
+
+        if not is_checkpoint_dir(model):
+            raise InputError("not a model checkpoint (a Hugging Face checkpoint folder has config.json and weights)",
+                             path=model)
 
 
 def _check_inputs(store: ResultsStore, eval_set: EvalSet | None, judge_options: dict[str, Any]) -> None:
@@ -91,7 +113,11 @@ def judge(
     chosen = load_eval_set(eval_set) if eval_set else (load_eval_set("book-test") if model else None)
     mode = (judge_options.pop("mode", None) or template_mode(judge_options.get("prompt_template"))
             or (chosen.default_mode if chosen is not None else "score"))
-    _check_inputs(store, chosen, {**judge_options, "mode": mode})  # input files first, then the server
+    # input files first (bad input is reported as such, the store unchanged), then the server
+    _check_inputs(store, chosen, {**judge_options, "mode": mode})
+    if (model is None) == (responses is None):
+        raise EvalkitError("give exactly one of --model (generate responses) and --responses FILE|RUN_ID")
+    _check_sources(store, model, responses)
     setup = prepare_judge(store, mode=mode, **{k: judge_options[k] for k in _SETUP_OPTIONS if k in judge_options})
     try:
         run_id = responses_run_for(
