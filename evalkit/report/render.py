@@ -225,12 +225,16 @@ def render_report(
     title: str | None = None,
     include_unfinished: bool = False,
     notices: Sequence[str] = (),
+    extra_sections: Sequence[dict[str, Any]] = (),
     max_pairs: int = MAX_PAIRS,
     compress_over: int = COMPRESS_OVER,
 ) -> Path:
     """Write the report for ``runs`` (default: every finished run) to ``out``; returns the path.
 
     ``notices`` are shown prominently at the top (e.g. "these models are randomly initialised").
+    ``extra_sections`` are tables shown after the charts, each ``{"id", "title", "notes",
+    "columns", "rows"}`` of plain text (escaped like everything else), e.g. an experiment's
+    variant x mode comparison.
     """
     from evalkit import __version__
 
@@ -314,6 +318,7 @@ def render_report(
         items_payload=items_payload,
         items_type=items_type,
         items_encoding=items_encoding,
+        extra_sections=list(extra_sections),
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
