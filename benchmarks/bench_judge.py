@@ -1,8 +1,11 @@
-"""Judge throughput against the loopback Ollama server with a fixed per-request latency.
+"""Judge throughput against the loopback servers with a fixed per-request latency.
 
-* items/s at concurrency 1, 2, 4, 8 (goal: speed-up >= 0.9 N at N = 8, against N = 1 run in
-  the same process), score mode, one request per item. The server runs in its own process,
-  as Ollama does, so its work does not compete with the judge for this process's GIL;
+* items/s at concurrency 1, 2, 4, 8 for both backends: Ollama (tests/judge/fake_ollama.py,
+  official ollama client) and OpenAI-compatible (tests/judge/fake_openai.py, official openai
+  client, as against vLLM). Goal: speed-up >= 0.9 N at N = 8, against N = 1 of the same
+  backend run in the same process; score mode, one request per item. Each server runs in its
+  own process, as a real one does, so its work does not compete with the judge for this
+  process's GIL;
 * a cache-warm re-run of 805 pairwise items, AlpacaEval's size (goal: no judge requests,
   under one second): the first run fills the cache, its run is deleted, the second run
   rebuilds it from cached answers alone.
@@ -53,11 +56,17 @@ def _generate_run(store: ResultsStore, n: int, model: str) -> str:
     return run.id
 
 
+BACKENDS = {  # backend -> (test server module, its judge path)
+    "ollama": ("tests.judge.fake_ollama", "/api/chat"),
+    "openai": ("tests.judge.fake_openai", "/v1/chat/completions"),
+}
+
+
 @contextlib.contextmanager
-def _server_process(latency: float):
-    """The test server in a child process; yields its URL (the child exits when stdin closes)."""
+def _server_process(latency: float, module: str = "tests.judge.fake_ollama"):
+    """A test server in a child process; yields its URL (the child exits when stdin closes)."""
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.judge.fake_ollama", "--latency", str(latency), "--max-seconds", "600"],
+        [sys.executable, "-m", module, "--latency", str(latency), "--max-seconds", "600"],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -71,29 +80,37 @@ def _server_process(latency: float):
             child.wait(timeout=10)
 
 
+def _concurrency_rows(backend: str, tmp: str, rows: list[dict], ratios: dict) -> None:
+    module, path = BACKENDS[backend]
+    rates = {}
+    with _server_process(LATENCY, module) as url:
+        counts_url = url.removesuffix("/v1") + "/_fake/counts"
+        # one-off costs (imports, TLS context, first connection) outside the timed runs
+        warm_store = ResultsStore(Path(tmp) / f"warmup-{backend}.db")
+        run_judge(warm_store, responses_run=_generate_run(warm_store, 2, "warmup"), backend=backend, hosts=[url],
+                  progress=False)
+        warm_store.close()
+        for n in CONCURRENCY:
+            store = ResultsStore(Path(tmp) / f"{backend}-c{n}.db")
+            gen = _generate_run(store, ITEMS, "bench-model")
+            before = httpx.get(counts_url).json().get(path, 0)
+            started = time.perf_counter()
+            run_judge(store, responses_run=gen, backend=backend, hosts=[url], concurrency=n, progress=False)
+            seconds = time.perf_counter() - started
+            calls = httpx.get(counts_url).json().get(path, 0) - before
+            rates[n] = ITEMS / seconds
+            rows.append({"case": f"{backend}, concurrency {n}", "items": ITEMS, "judge_calls": calls,
+                         "seconds": seconds, "items_per_s": rates[n], "speedup": rates[n] / rates[1], "goal": 0.9 * n})
+            store.close()
+    for n in CONCURRENCY[1:]:
+        ratios[f"{backend} speed-up at concurrency {n} (goal >= {0.9 * n:.1f})"] = rates[n] / rates[1]
+
+
 def run() -> dict:
     rows, ratios = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        rates = {}
-        with _server_process(LATENCY) as url:
-            # one-off costs (imports, TLS context, first connection) outside the timed runs
-            warm_store = ResultsStore(Path(tmp) / "warmup.db")
-            run_judge(warm_store, responses_run=_generate_run(warm_store, 2, "warmup"), hosts=[url], progress=False)
-            warm_store.close()
-            for n in CONCURRENCY:
-                store = ResultsStore(Path(tmp) / f"c{n}.db")
-                gen = _generate_run(store, ITEMS, "bench-model")
-                before = httpx.get(f"{url}/_fake/counts").json().get("/api/chat", 0)
-                started = time.perf_counter()
-                run_judge(store, responses_run=gen, hosts=[url], concurrency=n, progress=False)
-                seconds = time.perf_counter() - started
-                calls = httpx.get(f"{url}/_fake/counts").json().get("/api/chat", 0) - before
-                rates[n] = ITEMS / seconds
-                rows.append({"case": f"concurrency {n}", "items": ITEMS, "judge_calls": calls,
-                             "seconds": seconds, "items_per_s": rates[n], "speedup": rates[n] / rates[1], "goal": 0.9 * n})
-                store.close()
-        for n in CONCURRENCY[1:]:
-            ratios[f"speed-up at concurrency {n} (goal >= {0.9 * n:.1f})"] = rates[n] / rates[1]
+        for backend in BACKENDS:
+            _concurrency_rows(backend, tmp, rows, ratios)
 
     with tempfile.TemporaryDirectory() as tmp, FakeOllama() as server:
         server.script(lambda req: Reply(tokens=[Token("2", math.log(0.7), {"1": math.log(0.3)})]))

@@ -470,6 +470,14 @@ def _add_mmlu(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) 
 def cmd_judge(args: argparse.Namespace) -> int:
     from evalkit.judge.pipeline import judge
 
+    if args.list_templates:
+        from evalkit.judge.templates import named_templates
+
+        for name, summary in named_templates():
+            print(f"{name}\t{summary}")
+        return 0
+    if args.model is None and args.responses is None:
+        raise EvalkitError("give --model (generate responses) or --responses FILE|RUN_ID")
     with open_store(args) as store:
         run_id = judge(
             store,
@@ -480,7 +488,9 @@ def cmd_judge(args: argparse.Namespace) -> int:
             judge_model=args.judge_model,
             mode=args.mode,
             reference=args.reference,
+            backend=args.backend,
             hosts=args.host,
+            api_key_env=args.api_key_env,
             concurrency=args.concurrency,
             prompt_template=args.prompt_template,
             refresh=args.refresh,
@@ -503,30 +513,51 @@ def cmd_judge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge_epilog() -> str:
+    from evalkit.judge.scores import RULES
+
+    return (
+        f"Score parsing: {RULES} "
+        "Options sent to the judge server: evalkit's templates send seed (--seed, 123), temperature "
+        "(--temperature, 0), num_ctx (--num-ctx; Ollama only) and num_predict (128 for a JSON or text answer, "
+        "1 for a logprob-weighted verdict), a JSON schema as `format` (Ollama) or `response_format` (openai), and "
+        "logprobs with top_logprobs 5 for weighted verdicts. `book` sends exactly the book's options (seed 123, "
+        "temperature 0, num_ctx 2048; no num_predict, no format), streamed. `alpaca-eval:ANNOTATOR` sends the "
+        "annotator's completions_kwargs (temperature, max_tokens as num_predict, top_p, logprobs, top_logprobs) "
+        "plus seed and num_ctx. With --backend openai, num_predict goes out as max_tokens and num_ctx is not sent."
+    )
+
+
 def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "judge",
         parents=[parent],
-        help="LLM-as-judge through Ollama: the book's 0-100 score or AlpacaEval-style pairwise win rates",
-        description="Judge a model's responses with an Ollama model. Answers are cached in the store (a re-run "
-        "sends no judge requests), every item is stored as it finishes, and re-running resumes an interrupted run.",
+        help="LLM-as-judge through Ollama or an OpenAI-compatible server: 0-100 scores or AlpacaEval-style pairwise win rates",
+        description="Judge a model's responses with a model served by Ollama or an OpenAI-compatible server (vLLM, "
+        "llama.cpp, LM Studio, hosted). The judge is checked before any response is generated. Answers are cached "
+        "in the store (a re-run sends no judge requests), every item is stored as it finishes, and re-running "
+        "resumes an interrupted run.",
+        epilog=_judge_epilog(),
     )
-    source = p.add_mutually_exclusive_group(required=True)
+    source = p.add_mutually_exclusive_group()
     source.add_argument("--model", help="checkpoint (folder, hub id or book .pth): generate responses for the eval set first")
-    source.add_argument("--responses", type=Path, help="JSON/JSONL file of responses (book or AlpacaEval shapes)")
+    source.add_argument("--responses", metavar="FILE|RUN_ID", help="JSON/JSONL file of responses (book or AlpacaEval shapes), or a generate run id")
+    source.add_argument("--list-templates", action="store_true", help="list the named prompt templates, one a line, and exit")
     p.add_argument("--name", help="the judged model's name (default: the checkpoint's, or the file's generator or name)")
-    p.add_argument("--judge-model", default="llama3", help="Ollama model that judges")
+    p.add_argument("--judge-model", default="llama3", help="model that judges: an Ollama tag, or the model id an OpenAI-compatible server lists at /v1/models")
+    p.add_argument("--backend", choices=["ollama", "openai"], default="ollama", help="ollama = Ollama's API (official ollama client); openai = any OpenAI-compatible server: vLLM, llama.cpp llama-server, LM Studio, Ollama's /v1, a hosted API (official openai client)")
+    p.add_argument("--api-key-env", metavar="NAME", help="--backend openai: environment variable holding the API key (default OPENAI_API_KEY); the key is never stored, cached or printed")
     p.add_argument("--eval-set", help="book-test | alpaca-eval | FILE (default with --model: book-test)")
     p.add_argument("--mode", choices=["score", "pairwise"], help="default: pairwise for alpaca-eval, else score")
     p.add_argument("--reference", help="pairwise: reference outputs, a FILE or a generate RUN_ID (default: the eval set's)")
-    p.add_argument("--host", action="append", type=url, metavar="URL", help="Ollama server; repeat to spread requests (default: $OLLAMA_HOST or http://localhost:11434)")
+    p.add_argument("--host", action="append", type=url, metavar="URL", help="judge server; repeat to spread requests over replicas. ollama: default $OLLAMA_HOST or http://localhost:11434; openai: the base URL ending in /v1, default $OPENAI_BASE_URL or http://localhost:8000/v1")
     p.add_argument("--concurrency", type=positive_int, default=4, help="judge requests in flight")
-    p.add_argument("--prompt-template", type=Path, metavar="FILE", help="your own judge prompt (see README)")
+    p.add_argument("--prompt-template", metavar="NAME|FILE", help="evalkit (default), book (the book's chapter 7 judge), alpaca-eval:ANNOTATOR (read from the installed alpaca_eval), or your own file (see README and --list-templates)")
     p.add_argument("--refresh", action="store_true", help="ignore cached answers and finished runs; ask the judge again")
-    p.add_argument("--order", choices=["swap", "random"], help="pairwise: swap = both orders averaged (default), random = one seeded order per instruction (default for alpaca-eval)")
+    p.add_argument("--order", choices=["swap", "random"], help="pairwise: swap = both orders averaged (default), random = one order per instruction by AlpacaEval's own rule, seeded by --seed (default for alpaca-eval)")
     p.add_argument("--discrete", action="store_true", help="pairwise: discrete verdicts (1, 1.5, 2) instead of logprob-weighted ones")
-    p.add_argument("--seed", type=seed, default=123, help="judge seed (also seeds --order random)")
-    p.add_argument("--temperature", type=nonneg_float, default=0.0, help="judge temperature")
+    p.add_argument("--seed", type=seed, help="judge seed, also seeds --order random (default: 123, or the template's)")
+    p.add_argument("--temperature", type=nonneg_float, help="judge temperature (default: 0, or the template's)")
     p.add_argument("--num-ctx", type=positive_int, help="judge context length (default: 2048 for score as in the book, 4096 for pairwise)")
     p.add_argument("--timeout", type=positive_float, default=300.0, help="seconds per judge request")
     p.add_argument("--retries", type=nonneg_int, default=5, help="retries per request on connection errors, timeouts, 5xx and 429")

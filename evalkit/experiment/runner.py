@@ -229,7 +229,7 @@ def judge_unreachable(hosts: list[str] | None) -> str | None:
     """Why no judge can be asked (None when one answers): a quick probe before the plan relies on it."""
     import httpx
 
-    from evalkit.judge.ollama_client import resolve_hosts
+    from evalkit.judge.providers.ollama import resolve_hosts
 
     for host in resolve_hosts(hosts):
         try:

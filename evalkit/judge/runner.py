@@ -1,29 +1,35 @@
-"""``run_judge``: judge a ``generate`` run with an Ollama model and store a judge run.
+"""``run_judge``: judge a ``generate`` run with a model behind a judge backend (Ollama or an
+OpenAI-compatible server, :mod:`evalkit.judge.providers`) and store a judge run.
 
 Two modes:
 
-* ``score`` (the book's evaluation): the judge rates each response against the reference
-  output, 0-100, through a JSON schema. An empty response scores 0 without a call.
+* ``score``: the judge rates each response against the reference output, 0-100 (evalkit's
+  template: through a JSON schema; ``book``: chapter 7's prompt, read as ``int(answer)``), read
+  strictly (:mod:`evalkit.judge.scores`). An empty response scores 0 without a call.
   Metrics: ``score_mean`` (stderr, n), ``parse_rate``, ``score_median`` and the distribution
   ``score_dist/<lo>-<hi>`` (items per tenth of the scale).
 * ``pairwise`` (AlpacaEval's): the judge compares the response (``output_2``) with a
   reference (``output_1``); preference in [1, 2], 2 = model better. Weighted verdicts from
   the first token's logprobs, or discrete ones (1, 1.5, 2) through a JSON schema when the
-  server returns no logprobs or ``discrete=True``. Identical outputs are 1.5 without a call.
-  ``order="swap"`` judges both orders and averages them (FastChat), ``order="random"`` one
-  order chosen by a seed per instruction, the same for every model (AlpacaEval). Metrics:
-  AlpacaEval's, from :func:`evalkit.metrics.win_rate.pairwise_metrics`.
+  server returns no logprobs or ``discrete=True``; an ``alpaca-eval:`` annotator is read as
+  alpaca_eval reads it. Identical outputs are 1.5 without a call. ``order="swap"`` judges both
+  orders and averages them (FastChat), ``order="random"`` one order per instruction by
+  AlpacaEval's own rule, the same for every model. Metrics: AlpacaEval's, from
+  :func:`evalkit.metrics.win_rate.pairwise_metrics`.
 
-Answers that do not parse are retried (with a corrective turn) a bounded number of times,
-then read leniently, else stored as ``unparsed`` with the raw text. Each item is written to
-the store as it finishes, so a killed run keeps its items and the same call resumes it.
+Answers that do not parse are retried (with a corrective turn; not for the ``book`` and
+``alpaca-eval:`` templates, which ask once) a bounded number of times (a discrete pairwise
+verdict then gets one lenient reading: a single verdict word), else stored as ``unparsed``
+with the raw text. Each item is written to the store as it finishes, so a killed
+run keeps its items and the same call resumes it; a run that fails before its first item is
+removed.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import hashlib
 import math
+import random
 import statistics
 import sys
 import threading
@@ -34,14 +40,14 @@ from typing import Any
 
 from evalkit.errors import EvalkitError, InputError
 from evalkit.judge.eval_sets import EvalSet
-from evalkit.judge.ollama_client import Answer, CacheMiss, OllamaJudgeClient
-from evalkit.judge.templates import RETRY_MESSAGE, Template, describe, load_template
+from evalkit.judge.providers import Answer, CacheMiss, JudgeProvider, JudgeServerError, ModelInfo, make_provider
+from evalkit.judge.alpaca_eval_templates import AlpacaEvalTemplate
+from evalkit.judge.scores import SCORE_SCHEMA, parse_book_score, parse_score
+from evalkit.judge.templates import RETRY_MESSAGE, Template, describe, load_template, template_mode
 from evalkit.judge.verdicts import (
-    SCORE_SCHEMA,
+    alpaca_eval_logprob_preference,
     lenient_discrete,
-    lenient_score,
     parse_discrete,
-    parse_score,
     verdict_schema,
     weighted_preference,
 )
@@ -49,7 +55,7 @@ from evalkit.store import Metric, ResultsStore, content_hash
 
 MODES = ("score", "pairwise")
 ORDERS = ("swap", "random")
-BOOK_OPTIONS = {"seed": 123, "temperature": 0.0, "num_ctx": 2048}  # chapter 7's query_model
+SCORE_NUM_CTX = 2048  # chapter 7's query_model
 PAIRWISE_NUM_CTX = 4096  # two outputs and a template rarely fit the book's 2048
 TOP_LOGPROBS = 5  # as AlpacaEval asks
 JSON_NUM_PREDICT = 128  # a JSON verdict is a few tokens; this bounds a runaway answer
@@ -156,11 +162,20 @@ def build_items(
 # -- judging one item -----------------------------------------------------------------------
 
 
+def model_shown_first(instruction: str, input: str, seed: int) -> bool:  # noqa: A002 - the field's name
+    """``--order random``: AlpacaEval's own per-instruction rule (``RandomSwitchTwoColumnsProcessor``
+    as its pairwise annotators set it up: ``random_seeded_choice`` seeded by the switch column's
+    name, the instruction and the seed), so every item is shown in the order AlpacaEval would show
+    it, the same for every model. An input is joined to the instruction as AlpacaEval's data has it."""
+    text = instruction + (f"\n\n{input}" if input else "")
+    return random.Random("is_switched_outputs" + text + str(seed)).choices([False, True], k=1)[0]
+
+
 class _Judge:
     """Judges items with one client and template (shared by the worker threads)."""
 
-    def __init__(self, client: OllamaJudgeClient, template: Template, mode: str, options: dict[str, Any], *,
-                 order: str, discrete: bool, seed: int, parse_retries: int, num_ctx: int):
+    def __init__(self, client: JudgeProvider, template: Template, mode: str, options: dict[str, Any], *,
+                 order: str, discrete: bool, seed: int, parse_retries: int, num_ctx: int | None):
         self.client = client
         self.template = template
         self.mode = mode
@@ -181,25 +196,34 @@ class _Judge:
         if answer.logprobs:
             raw["top_logprobs"] = answer.logprobs[0].get("top_logprobs")
         used = (answer.prompt_eval_count or 0) + (answer.eval_count or 0)
-        if answer.prompt_eval_count is not None and used >= self.num_ctx - CONTEXT_MARGIN:
+        if self.num_ctx and answer.prompt_eval_count is not None and used >= self.num_ctx - CONTEXT_MARGIN:
             raw["truncated"] = True
             with self._lock:
                 self.truncated += 1
         return raw
 
+    def _options(self, num_predict: int) -> dict[str, Any]:
+        """The options sent: a named template's own (the book sends no num_predict), else
+        evalkit's with ``num_predict`` bounding the answer."""
+        if self.template.options is not None:
+            return dict(self.options)
+        return {**self.options, "num_predict": num_predict}
+
     def _ask_parsed(self, messages: list[dict[str, str]], strict, lenient, schema: Any) -> tuple[Any, list[dict[str, Any]]]:
         """Structured request; corrective retries; then the lenient parser; else None."""
         structured = self.template.format == "schema"
-        options = {**self.options, "num_predict": JSON_NUM_PREDICT}
+        options = self._options(JSON_NUM_PREDICT)
+        retries = self.parse_retries if self.template.parse_retries is None else self.template.parse_retries
         raws, answers = [], []
-        for attempt in range(self.parse_retries + 1):
-            answer = self.client.chat(messages, options=options, format=schema if structured else None)
+        for attempt in range(retries + 1):
+            answer = self.client.chat(messages, options=options, format=schema if structured else None,
+                                      stream=self.template.stream)
             raws.append(self._raw(answer, "structured" if structured else "text"))
             answers.append(answer.content)
             value = strict(answer.content)
             if value is not None:
                 return value, raws
-            if attempt < self.parse_retries:
+            if attempt < retries:
                 retry = RETRY_MESSAGE.format(answer_format=self.template.answer_format("schema" if structured else "none"))
                 messages = [*messages, {"role": "assistant", "content": answer.content}, {"role": "user", "content": retry}]
         for text in answers:
@@ -223,10 +247,9 @@ class _Judge:
             return {**payload, "score": 0, "status": "empty", "raw": []}
         answer_kind = "schema" if self.template.format == "schema" else "none"
         messages = self.template.render(self.values(item, reference=item.reference, response=item.response), answer_kind)
-        structured = self.template.format == "schema"
-        score, raws = self._ask_parsed(
-            messages, lambda t: parse_score(t, structured), lenient_score, SCORE_SCHEMA
-        )
+        # one strict reading (evalkit.judge.scores): no lenient second pass for scores
+        parse = parse_book_score if self.template.parser == "book" else parse_score
+        score, raws = self._ask_parsed(messages, parse, lambda _text: None, SCORE_SCHEMA)
         if score is None:
             self._count_unparsed()
         return {**payload, "score": score, "status": "ok" if score is not None else "unparsed", "raw": raws}
@@ -236,9 +259,34 @@ class _Judge:
             self.unparsed += 1
 
     def swap_first(self, item: JudgeItem) -> bool:
-        """AlpacaEval's way: one order per instruction from a seed, the same for every model."""
-        digest = hashlib.sha256(f"{self.seed}\x00{item.instruction}\x00{item.input}".encode()).digest()
-        return bool(digest[0] & 1)
+        return model_shown_first(item.instruction, item.input, self.seed)
+
+    def _alpaca_eval_order(self, values: dict[str, str]) -> tuple[float | None, dict[str, Any]]:
+        """One order judged with an AlpacaEval annotator, read as alpaca_eval reads it."""
+        template = self.template
+        assert isinstance(template, AlpacaEvalTemplate)
+        messages = template.render(values)
+        if not template.weighted:
+            answer = self.client.chat(messages, options=dict(self.options))
+            raw = self._raw(answer, "text")
+            shown = template.parse_text(answer.content)
+            return shown, raw
+        answer = self.client.chat(messages, options=dict(self.options), logprobs=True, top_logprobs=template.top_logprobs)
+        raw = self._raw(answer, "logprobs")
+        if not answer.logprobs:
+            raise JudgeServerError(
+                f"the judge server returned no logprobs; {template.name} reads its verdict from them "
+                "(Ollama 0.12.11 or later, or an OpenAI-compatible server with logprobs)"
+            )
+        # alpaca_eval reads one verdict per generated token and expects exactly one
+        shown = None
+        if len(answer.logprobs) == 1:
+            kwargs = template.parser_kwargs
+            shown = alpaca_eval_logprob_preference(
+                answer.logprobs[0].get("top_logprobs"), kwargs["numerator_token"], list(kwargs["denominator_tokens"]),
+                kwargs.get("is_binarize", True),
+            )
+        return shown, raw
 
     def _one_order(self, item: JudgeItem, swapped: bool) -> tuple[float | None, dict[str, Any]]:
         """Preference for output_2 (the model) over output_1 (the reference), judged with the
@@ -248,17 +296,21 @@ class _Judge:
         verdict = self.template.verdict
         shown: float | None = None
         weighted: dict[str, Any] | None = None
+        if isinstance(self.template, AlpacaEvalTemplate):
+            shown, raw = self._alpaca_eval_order(values)
+            raw["order"] = "model-first" if swapped else "reference-first"
+            return (None if shown is None else (3.0 - shown if swapped else shown)), raw
         if self.use_logprobs and not self.no_logprobs_seen.is_set():
             messages = self.template.render(values, "logprobs")
-            options = {**self.options, "num_predict": 1}
-            answer = self.client.chat(messages, options=options, logprobs=True, top_logprobs=TOP_LOGPROBS)
+            answer = self.client.chat(messages, options=self._options(1), logprobs=True, top_logprobs=TOP_LOGPROBS)
             weighted = self._raw(answer, "logprobs")
             if answer.logprobs:
                 shown, weighted["probabilities"] = weighted_preference(answer.logprobs, verdict)
             else:
                 if not self.no_logprobs_seen.is_set():
                     self.no_logprobs_seen.set()  # an Ollama before 0.12.11: ask for discrete verdicts
-                    _warn("the judge server returned no logprobs (Ollama 0.12.11 or later does); using discrete verdicts")
+                    _warn("the judge server returned no logprobs (Ollama 0.12.11 or later does; an OpenAI-compatible server "
+                          "must support logprobs); using discrete verdicts")
         if weighted is not None and "probabilities" in weighted:
             raw = weighted  # both verdict tokens missing stays unparsed, as in AlpacaEval
         else:
@@ -397,6 +449,86 @@ def _estimate_tokens(messages: list[dict[str, str]]) -> int:
     return sum(len(m["content"].encode("utf-8")) for m in messages) // 3 + 8 * len(messages)
 
 
+def judge_options(template: Template, mode: str, *, seed: int | None = None, temperature: float | None = None,
+                  num_ctx: int | None = None) -> dict[str, Any]:
+    """The options every judge request carries (``num_predict`` is added per request for
+    evalkit's own templates): a named template's own, else seed 123, temperature 0 and a
+    context of 2048 (score) or 4096 (pairwise); ``seed``, ``temperature`` and ``num_ctx``
+    given explicitly replace them."""
+    if template.options is not None:
+        options = dict(template.options)
+    else:
+        options = {"seed": 123, "temperature": 0.0}
+    options.setdefault("seed", 123)
+    options.setdefault("num_ctx", SCORE_NUM_CTX if mode == "score" else PAIRWISE_NUM_CTX)
+    for name, value in (("seed", seed), ("temperature", temperature), ("num_ctx", num_ctx)):
+        if value is not None:
+            options[name] = value
+    return options
+
+
+@dataclass
+class JudgeSetup:
+    """A judge checked and ready: template, options, and a client whose server, model and
+    template passed preflight (built before any response is generated)."""
+
+    mode: str
+    template: Template
+    options: dict[str, Any]
+    client: JudgeProvider
+    info: ModelInfo
+    backend: str
+    stop: threading.Event
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def prepare_judge(
+    store: ResultsStore,
+    *,
+    mode: str,
+    judge_model: str = "llama3",
+    backend: str = "ollama",
+    hosts: list[str] | None = None,
+    api_key_env: str | None = None,
+    prompt_template: str | Path | None = None,
+    discrete: bool = False,
+    seed: int | None = None,
+    temperature: float | None = None,
+    num_ctx: int | None = None,
+    timeout: float = 300.0,
+    retries: int = 5,
+    retry_backoff: float = 0.5,
+    refresh: bool = False,
+) -> JudgeSetup:
+    """Load the template and check the judge server and model (fails within seconds when the
+    server is not there, with how to start it)."""
+    if mode not in MODES:
+        raise EvalkitError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    template = load_template(prompt_template, mode)
+    if discrete and isinstance(template, AlpacaEvalTemplate):
+        raise InputError(f"{template.name} decides how its verdicts are read; --discrete does not apply",
+                         field="discrete")
+    options = judge_options(template, mode, seed=seed, temperature=temperature, num_ctx=num_ctx)
+    if backend != "ollama":
+        options.pop("num_ctx", None)  # the server's own setting; not part of an OpenAI request
+    stop = threading.Event()
+    client = make_provider(
+        backend, judge_model, hosts, api_key_env=api_key_env, store=store, refresh=refresh, timeout=timeout,
+        retries=retries, backoff=retry_backoff, stop=stop, cache_scope={"template": template.hash},
+    )
+    try:
+        info = client.preflight()
+    except BaseException:
+        client.close()
+        raise
+    context = options.get("num_ctx")
+    if context and info.context_length and context > info.context_length:
+        _warn(f"num_ctx {context} exceeds {judge_model}'s context length {info.context_length}")
+    return JudgeSetup(mode, template, options, client, info, backend, stop)
+
+
 def run_judge(
     store: ResultsStore,
     *,
@@ -405,30 +537,31 @@ def run_judge(
     mode: str | None = None,
     eval_set: EvalSet | None = None,
     reference: Any = None,
+    backend: str = "ollama",
     hosts: list[str] | None = None,
+    api_key_env: str | None = None,
     concurrency: int = 4,
     prompt_template: str | Path | None = None,
     refresh: bool = False,
     order: str | None = None,
     discrete: bool = False,
-    seed: int = 123,
-    temperature: float = 0.0,
+    seed: int | None = None,
+    temperature: float | None = None,
     num_ctx: int | None = None,
     timeout: float = 300.0,
     retries: int = 5,
     retry_backoff: float = 0.5,
     parse_retries: int = 2,
     progress: bool = True,
+    setup: JudgeSetup | None = None,
 ) -> str:
     """Judge the responses of a ``generate`` run; returns the judge run's id.
 
     A finished run with the same configuration is reused (``refresh`` starts a new one and
-    bypasses the answer cache); an unfinished one is resumed.
+    bypasses the answer cache); an unfinished one is resumed. ``setup`` is a judge already
+    checked by :func:`prepare_judge` (else it is prepared here, before anything is stored).
     """
-    eval_name = eval_set.name if eval_set is not None else None
-    mode = mode or (eval_set.default_mode if eval_set is not None else "score")
-    if mode not in MODES:
-        raise EvalkitError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    mode = mode or template_mode(prompt_template) or (eval_set.default_mode if eval_set is not None else "score")
     order = order or (eval_set.default_order if eval_set is not None else "swap")
     if order not in ORDERS:
         raise EvalkitError(f"order must be one of {', '.join(ORDERS)}, not {order!r}")
@@ -438,61 +571,75 @@ def run_judge(
     recorded = record.config.get("eval_set")
     if isinstance(recorded, list):  # imported files record the AlpacaEval datasets they hold
         recorded = ",".join(map(str, recorded))
-    eval_name = eval_name or recorded or f"run:{record.id}"
-    template = load_template(prompt_template, mode)
-    num_ctx = num_ctx or (BOOK_OPTIONS["num_ctx"] if mode == "score" else PAIRWISE_NUM_CTX)
-    options = {"seed": seed, "temperature": temperature, "num_ctx": num_ctx}
-    stop = threading.Event()
-    client = OllamaJudgeClient(
-        judge_model, hosts, store=store, refresh=refresh, timeout=timeout, retries=retries, backoff=retry_backoff,
-        stop=stop, cache_scope={"template": template.hash},
-    )
+    eval_name = (eval_set.name if eval_set is not None else None) or recorded or f"run:{record.id}"
+    if setup is None:
+        setup = prepare_judge(
+            store, mode=mode, judge_model=judge_model, backend=backend, hosts=hosts, api_key_env=api_key_env,
+            prompt_template=prompt_template, discrete=discrete, seed=seed, temperature=temperature, num_ctx=num_ctx,
+            timeout=timeout, retries=retries, retry_backoff=retry_backoff, refresh=refresh,
+        )
     try:
-        info = client.preflight()
-        if info.context_length and num_ctx > info.context_length:
-            _warn(f"num_ctx {num_ctx} exceeds {judge_model}'s context length {info.context_length}")
-        config: dict[str, Any] = {
-            "eval_set": eval_name,
-            "mode": mode,
-            "judge_model": judge_model,
-            "judge_digest": info.digest,
-            "template": describe(template),
-            "template_hash": template.hash,
-            "options": options,
-            "parse_retries": parse_retries,
-            "responses_run": record.id,
-            "responses_hash": content_hash([[i.id, i.response] for i in items]),
-        }
-        if mode == "pairwise":
-            config.update(
-                order=order,
-                verdict="discrete" if discrete else "logprobs",
-                reference={"source": ref_name, "hash": content_hash([[i.id, i.reference] for i in items])},
-            )
-            if order == "random":
-                config["order_seed"] = seed
-        kind = f"judge-{mode}"
-        if not refresh:
-            finished = store.find_run(kind, record.model, config)
-            if finished is not None:
-                return finished.id
-        judge = _Judge(client, template, mode, options, order=order, discrete=discrete, seed=seed,
-                       parse_retries=parse_retries, num_ctx=num_ctx)
-        with store.start_run(kind, record.model, config, resume=not refresh) as run:
+        return _run(store, setup, record, items, ref_name, eval_name=eval_name, judge_model=judge_model, order=order,
+                    discrete=discrete, parse_retries=parse_retries, refresh=refresh, concurrency=concurrency,
+                    progress=progress)
+    finally:
+        setup.close()
+
+
+def _run(store: ResultsStore, setup: JudgeSetup, record: Any, items: list[JudgeItem], ref_name: str, *, eval_name: str,
+         judge_model: str, order: str, discrete: bool, parse_retries: int, refresh: bool, concurrency: int,
+         progress: bool) -> str:
+    mode, template, options, info = setup.mode, setup.template, setup.options, setup.info
+    seed = options["seed"]
+    # what a prompt must fit: Ollama's num_ctx, else the context the server reports (if any)
+    num_ctx = options.get("num_ctx") or info.context_length
+    config: dict[str, Any] = {
+        "eval_set": eval_name,
+        "mode": mode,
+        "judge_model": judge_model,
+        "judge_digest": info.digest,
+        "template": describe(template),
+        "template_hash": template.hash,
+        "options": options,
+        "parse_retries": parse_retries,
+        "responses_run": record.id,
+        "responses_hash": content_hash([[i.id, i.response] for i in items]),
+    }
+    if setup.backend != "ollama":  # Ollama runs keep their configs, so finished ones are still found
+        config["backend"] = setup.backend
+    if mode == "pairwise":
+        config.update(
+            order=order,
+            verdict="discrete" if discrete else "logprobs",
+            reference={"source": ref_name, "hash": content_hash([[i.id, i.reference] for i in items])},
+        )
+        if order == "random":
+            config["order_seed"] = seed
+    kind = f"judge-{mode}"
+    if not refresh:
+        finished = store.find_run(kind, record.model, config)
+        if finished is not None:
+            return finished.id
+    judge = _Judge(setup.client, template, mode, options, order=order, discrete=discrete, seed=seed,
+                   parse_retries=parse_retries, num_ctx=num_ctx)
+    run = store.start_run(kind, record.model, config, resume=not refresh)
+    try:
+        with run:
             done = run.done_items()
             todo = [i for i in items if i.id not in done]
-            _warn_truncation(judge, todo, template, mode, num_ctx)
-            _judge_all(run, judge, todo, total=len(items), concurrency=concurrency, stop=stop, progress=progress)
+            if num_ctx:
+                _warn_truncation(judge, todo, template, mode, num_ctx)
+            _judge_all(run, judge, todo, total=len(items), concurrency=concurrency, stop=setup.stop, progress=progress)
             samples = [p for _, p in run.samples()]
             run.log_metrics(score_metrics(samples) if mode == "score" else pairwise_run_metrics(samples))
-            if judge.truncated:
-                _warn(
-                    f"{judge.truncated} judge prompt(s) filled num_ctx={num_ctx} and were probably truncated; "
-                    "raise --num-ctx"
-                )
-            return run.id
-    finally:
-        client.close()
+    except BaseException:
+        if not run.resumed and not run.done_items():
+            store.delete_run(run.id)  # a judge that failed before its first item leaves no empty run
+        raise
+    if judge.truncated:
+        _warn(f"{judge.truncated} judge prompt(s) filled num_ctx={num_ctx} and were probably truncated; "
+              "raise --num-ctx (Ollama) or the server's context length")
+    return run.id
 
 
 def _warn_truncation(judge: _Judge, items: list[JudgeItem], template: Template, mode: str, num_ctx: int) -> None:

@@ -80,11 +80,23 @@ class Template:
     fields: frozenset[str]
     verdict: tuple[str, str] = ("1", "2")
     format: str = "schema"
+    # What a named template fixes beyond its text (the book's judge: its options, streamed,
+    # its own reading of the answer, no corrective turns); None = evalkit's defaults.
+    options: dict[str, Any] | None = None
+    stream: bool = False
+    parser: str = "evalkit"
+    parse_retries: int | None = None
+    # "format": Python {name} syntax; "alpaca-eval": AlpacaEval's rule (only {known_field} is a
+    # placeholder, every other brace is literal), for templates written for AlpacaEval
+    placeholders: str = "format"
 
     @property
     def hash(self) -> str:
-        """Content hash of everything that shapes the judge's prompt."""
-        return content_hash(["judge-template-v1", self.text, sorted(ANSWER_FORMATS.items()), RETRY_MESSAGE])
+        """Content hash of everything that shapes the judge's prompt and its reading."""
+        parts: list[Any] = ["judge-template-v1", self.text, sorted(ANSWER_FORMATS.items()), RETRY_MESSAGE]
+        if self.options is not None or self.stream or self.parser != "evalkit" or self.placeholders != "format":
+            parts.append([self.options, self.stream, self.parser, self.parse_retries, self.placeholders])
+        return content_hash(parts)
 
     def answer_format(self, kind: str) -> str:
         """The answer instructions for ``kind``: ``schema``, ``none`` or ``logprobs``."""
@@ -102,7 +114,22 @@ class Template:
         if "reference" in values:
             values.setdefault("output", values["reference"])
         values["answer_format"] = self.answer_format(answer_kind)
+        if self.placeholders == "alpaca-eval":
+            return [{"role": role, "content": _fill_alpaca_style(body, values).strip()} for role, body in self.turns]
         return [{"role": role, "content": body.format_map(values).strip()} for role, body in self.turns]
+
+
+_ALPACA_PLACEHOLDER = re.compile(r"{([^ \s]+?)}")  # AlpacaEval's utils.make_prompts rule
+
+
+def _alpaca_style_fields(body: str) -> set[str]:
+    return {name for name in _ALPACA_PLACEHOLDER.findall(body) if name in _COMMON_FIELDS | FIELDS["score"] | FIELDS["pairwise"]}
+
+
+def _fill_alpaca_style(body: str, values: dict[str, str]) -> str:
+    # Each known {name} is filled in one pass (re.sub), so a brace a model wrote is never filled
+    # again; every other brace is literal text, as AlpacaEval's templates expect.
+    return _ALPACA_PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), body)
 
 
 def _front_matter(text: str, source: str) -> tuple[dict[str, str], str]:
@@ -130,10 +157,15 @@ def parse_template(text: str, *, source: str = "<template>", mode: str | None = 
     if unknown:
         raise InputError(f"unknown front matter key(s) {', '.join(sorted(unknown))}", path=source)
     turns = tuple((m.group(1), m.group(2)) for m in _TURN.finditer(body)) or (("user", body),)
+    placeholders = "format"
     try:
         fields = {name for _, part in turns for _, name, _, _ in string.Formatter().parse(part) if name is not None}
     except ValueError as exc:
-        raise InputError(f"bad placeholder syntax ({exc}); write a literal brace as {{{{ or }}}}", path=source) from exc
+        # literal braces, as in AlpacaEval's templates: read placeholders by AlpacaEval's rule
+        fields = {name for _, part in turns for name in _alpaca_style_fields(part)}
+        if not fields:
+            raise InputError(f"bad placeholder syntax ({exc}); write a literal brace as {{{{ or }}}}", path=source) from exc
+        placeholders = "alpaca-eval"
     bad = {f for f in fields if not f.isidentifier()}
     if bad:
         raise InputError(f"placeholders must be plain names, not {', '.join(sorted(bad))}", path=source)
@@ -161,14 +193,69 @@ def parse_template(text: str, *, source: str = "<template>", mode: str | None = 
     if fmt not in ("schema", "none"):
         raise InputError("format must be `schema` or `none`", path=source, field="format")
     name = meta.get("name") or Path(source).stem
-    return Template(name, template_mode, text, source, turns, frozenset(fields), verdict, fmt)  # type: ignore[arg-type]
+    return Template(name, template_mode, text, source, turns, frozenset(fields), verdict, fmt,  # type: ignore[arg-type]
+                    placeholders=placeholders)
+
+
+DEFAULT_NAME = "evalkit"
+BOOK_NAME = "book"
+ALPACA_EVAL_PREFIX = "alpaca-eval:"
+# chapter 7's query_model: the options it sends (no num_predict, no format), streamed, and its
+# reading of the answer, int(answer); no corrective turn (generate_model_scores asks once)
+BOOK_OPTIONS = {"seed": 123, "temperature": 0, "num_ctx": 2048}
+
+
+def _builtin(file: str, mode: str) -> Template:
+    text = resources.files("evalkit.judge").joinpath("templates", file).read_text(encoding="utf-8")
+    return parse_template(text, source=f"evalkit:{file}", mode=mode)
+
+
+def book_template() -> Template:
+    """The book's chapter 7 judge (``generate_model_scores`` in ``llms_from_scratch.ch07``)."""
+    from dataclasses import replace
+
+    template = _builtin("book-v1.txt", "score")
+    return replace(template, options=dict(BOOK_OPTIONS), stream=True, parser="book", parse_retries=0)
+
+
+def named_templates() -> list[tuple[str, str]]:
+    """``(name, one-line description)`` of every template ``--prompt-template`` knows by name."""
+    from evalkit.judge.alpaca_eval_templates import annotator_summaries
+
+    rows = [
+        (DEFAULT_NAME, "evalkit's own judge (default): score 0-100 through a JSON schema, pairwise by logprobs"),
+        (BOOK_NAME, "the book's chapter 7 judge: its one user message, seed 123, temperature 0, num_ctx 2048, "
+                    "streamed, no format, answer read as int(answer)"),
+    ]
+    rows += [(ALPACA_EVAL_PREFIX + name, summary) for name, summary in annotator_summaries()]
+    return rows
+
+
+def template_mode(name: str | Path | None) -> str | None:
+    """The mode a named template implies (``book`` scores, AlpacaEval's annotators compare)."""
+    if str(name) == BOOK_NAME:
+        return "score"
+    if str(name).startswith(ALPACA_EVAL_PREFIX):
+        return "pairwise"
+    return None
 
 
 def load_template(path: str | Path | None, mode: str) -> Template:
-    """The built-in template for ``mode``, or the user's file."""
-    if path is None:
-        text = resources.files("evalkit.judge").joinpath("templates", BUILTIN[mode]).read_text(encoding="utf-8")
-        return parse_template(text, source=f"evalkit:{BUILTIN[mode]}", mode=mode)
+    """A named template (``evalkit``, ``book``, ``alpaca-eval:ANNOTATOR``) or the user's file;
+    None is evalkit's own for ``mode``."""
+    if path is None or str(path) == DEFAULT_NAME:
+        return _builtin(BUILTIN[mode], mode)
+    if str(path) == BOOK_NAME:
+        if mode != "score":
+            raise InputError("the book's judge scores 0-100: use it with --mode score", field="prompt-template")
+        return book_template()
+    if str(path).startswith(ALPACA_EVAL_PREFIX):
+        from evalkit.judge.alpaca_eval_templates import load_annotator
+
+        if mode != "pairwise":
+            raise InputError("AlpacaEval's annotators compare two outputs: use them with --mode pairwise",
+                             field="prompt-template")
+        return load_annotator(str(path)[len(ALPACA_EVAL_PREFIX):])
     from evalkit.records import read_text
 
     file = Path(path)

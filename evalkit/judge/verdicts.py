@@ -1,4 +1,4 @@
-"""Reading judge answers: scores, discrete verdicts and logprob-weighted verdicts.
+"""Reading pairwise judge answers: discrete verdicts and logprob-weighted verdicts (scores: :mod:`evalkit.judge.scores`).
 
 Every parser returns ``None`` when it cannot read an answer; the caller records the item as
 ``unparsed`` with the raw text. An unparsed answer never becomes a number.
@@ -18,11 +18,8 @@ import math
 import re
 from typing import Any
 
-SCORE_SCHEMA = {
-    "type": "object",
-    "properties": {"score": {"type": "integer", "minimum": 0, "maximum": 100}},
-    "required": ["score"],
-}
+import numpy as np
+
 TIE = "tie"
 
 
@@ -49,41 +46,6 @@ def _json_objects(text: str) -> list[Any]:
             continue
         found.append(value)
     return found
-
-
-def _as_score(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str) and re.fullmatch(r"\s*\d{1,3}(\.0+)?\s*", value):
-        value = float(value)
-    if isinstance(value, (int, float)) and math.isfinite(value) and float(value).is_integer() and 0 <= value <= 100:
-        return int(value)
-    return None
-
-
-def parse_score(text: str, structured: bool = True) -> int | None:
-    """Strict: ``{"score": N}`` (or, without a schema, just ``N``) with N an integer 0-100."""
-    text = text.strip()
-    if not structured:
-        return _as_score(text) if re.fullmatch(r"\d{1,3}", text) else None
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, ValueError):
-        return None
-    return _as_score(value.get("score")) if isinstance(value, dict) else None
-
-
-def lenient_score(text: str) -> int | None:
-    """A ``score`` field in any JSON object in the text, else the first number 0-100 that
-    stands alone or as ``N/100`` (``"Score: 85/100"``, ``"I'd rate it 72."``)."""
-    for value in _json_objects(text):
-        if isinstance(value, dict) and (score := _as_score(value.get("score"))) is not None:
-            return score
-    for match in re.finditer(r"(?<![\w.\-])(\d{1,3})(?:\.0+)?(?:\s*(?:/|out of)\s*100)?(?![\w%]|\.\d)", text):
-        score = _as_score(int(match.group(1)))
-        if score is not None:
-            return score
-    return None
 
 
 def _verdict_value(label: Any, verdict: tuple[str, str]) -> float | None:
@@ -149,3 +111,30 @@ def weighted_preference(logprobs: list[dict[str, Any]] | None, verdict: tuple[st
         return None, {}
     probs = {k: v / total for k, v in mass.items()}
     return 2.0 - probs[verdict[0]], probs
+
+
+def alpaca_eval_logprob_preference(
+    top_logprobs: list[dict[str, Any]] | None,
+    numerator_token: str,
+    denominator_tokens: list[str],
+    is_binarize: bool = False,
+) -> float | None:
+    """AlpacaEval's ``logprob_parser`` on one token's ``top_logprobs``, to the bit: tokens match
+    exactly (``" m"`` is not ``"m"``), a repeated token keeps its last logprob, a missing
+    candidate has probability 0, none present is None (AlpacaEval's NaN). Mirrored rather
+    than imported: importing alpaca_eval takes seconds and it is only needed for its templates.
+    """
+    from scipy.special import logsumexp
+
+    wanted = [*denominator_tokens, numerator_token]
+    found = {t.get("token"): t.get("logprob") for t in (top_logprobs or []) if t.get("token") in wanted}
+    if not found:
+        return None
+    missing = float("-inf")
+    baseline = found.get(numerator_token, missing)
+    if is_binarize:
+        others = [found.get(t, missing) for t in denominator_tokens if t != numerator_token]
+        return 1.0 if all(baseline > t for t in others) else 2.0
+    denominator = logsumexp([found.get(t, missing) for t in denominator_tokens])
+    value = float(2 - np.exp(baseline - denominator))
+    return value if math.isfinite(value) else None

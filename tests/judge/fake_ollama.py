@@ -352,6 +352,9 @@ class FakeOllama:
     """The loopback Ollama server. ``models`` maps names (``"llama3"`` means
     ``"llama3:latest"``) to optional info: ``digest``, ``context_length``, ``family``."""
 
+    handler_class: type[BaseHTTPRequestHandler] = _Handler
+    judge_paths: tuple[str, ...] = ("/api/chat", "/api/generate")
+
     def __init__(
         self,
         models: Iterable[str] | dict[str, dict[str, Any]] | None = None,
@@ -408,8 +411,8 @@ class FakeOllama:
 
     @property
     def judge_calls(self) -> int:
-        """Chat plus generate requests received."""
-        return self.count("/api/chat") + self.count("/api/generate")
+        """Judge requests received (Ollama: chat plus generate)."""
+        return sum(self.count(path) for path in self.judge_paths)
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -427,7 +430,7 @@ class FakeOllama:
 
     def start(self) -> FakeOllama:
         self._stopping.clear()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), self.handler_class)
         self._server.fake = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-ollama", daemon=True
@@ -455,8 +458,11 @@ class FakeOllama:
     def _record(self, path: str, body: dict[str, Any]) -> None:
         with self._lock:
             self._counts[path] = self._counts.get(path, 0) + 1
-            if path in ("/api/chat", "/api/generate"):
-                self.requests.append(Request(path, str(body.get("model") or ""), body))
+            if path in self.judge_paths:
+                self.requests.append(self._request(path, body))
+
+    def _request(self, path: str, body: dict[str, Any]) -> Request:
+        return Request(path, str(body.get("model") or ""), body)
 
     def _admit(self) -> bool:
         with self._lock:

@@ -138,3 +138,51 @@ def test_model_generates_then_judges(store, fake_ollama, tmp_path, tiny_gpt2):
     assert judge(store, model=str(tiny_gpt2), eval_set=str(eval_file), name="tiny", hosts=[fake_ollama.url],
                  generate_options={"max_new_tokens": 8, "progress": False}, progress=False) == run_id
     assert fake_ollama.judge_calls == calls
+
+
+def test_preflight_fails_in_seconds_before_generating_and_leaves_no_run(run_cli, tmp_path, tiny_gpt2):
+    import time
+
+    from evalkit.store import ResultsStore
+
+    eval_file = tmp_path / "eval.json"
+    eval_file.write_text(json.dumps(json.loads(shared_path("book-ch07", "instruction-data.json").read_text())[:50]))
+    started = time.monotonic()
+    rc, _, err = run_cli("judge", "--model", tiny_gpt2, "--eval-set", eval_file, "--host", "http://127.0.0.1:9",
+                         "--no-progress")
+    assert rc == 2 and "start Ollama with `ollama serve`" in err and "Traceback" not in err
+    assert time.monotonic() - started < 15  # no generation happened first (that takes minutes)
+    with ResultsStore(tmp_path / "evalkit.db") as store:
+        assert store.list_runs() == []
+    # an unknown template is found before generating too
+    rc, _, err = run_cli("judge", "--model", tiny_gpt2, "--eval-set", eval_file, "--prompt-template", "alpaca-eval:nope",
+                         "--no-progress")
+    assert rc == 2 and "no annotator 'nope'" in err
+
+
+def test_responses_takes_a_generate_run_id(run_cli, fake_ollama, tmp_path):
+    from evalkit.store import ResultsStore
+    from tests.judge.conftest import add_generate_run
+
+    records = json.loads(shared_path("book-ch07", "instruction-data-with-response.json").read_text())[:4]
+    with ResultsStore(tmp_path / "evalkit.db") as store:
+        gen = add_generate_run(store, records)
+    fake_ollama.script(lambda req: {"score": 70})
+    rc, out, err = run_cli("judge", "--responses", gen, "--host", fake_ollama.url, "--no-progress", "--format", "json")
+    assert rc == 0, err
+    run = json.loads(out)
+    assert run["config"]["responses_run"] == gen and run["metrics"]["score_mean"]["value"] == 70.0
+    rc, _, err = run_cli("judge", "--responses", run["id"], "--host", fake_ollama.url, "--no-progress")
+    assert rc == 2 and "judge-score run" in err and "generate run or a file" in err
+    rc, _, err = run_cli("judge", "--responses", "no-such-file-or-run", "--host", fake_ollama.url, "--no-progress")
+    assert rc == 2 and "no such file, and no run with that id" in err
+
+
+def test_list_templates_one_line_each(run_cli):
+    rc, out, err = run_cli("judge", "--list-templates")
+    assert rc == 0, err
+    names = [line.split("\t")[0] for line in out.splitlines()]
+    assert names[:2] == ["evalkit", "book"]
+    assert "alpaca-eval:weighted_alpaca_eval_gpt4_turbo" in names and "alpaca-eval:alpaca_eval_gpt4" in names
+    assert "alpaca-eval:alpaca_eval_gpt4_turbo_fn" not in names  # function calling: not runnable here
+    assert all(len(line.split("\t")) == 2 for line in out.splitlines())

@@ -6,7 +6,7 @@ import pytest
 
 from evalkit.errors import EvalkitError
 from evalkit.judge import run_judge
-from evalkit.judge.ollama_client import OllamaJudgeClient, resolve_hosts
+from evalkit.judge.providers.ollama import OllamaJudgeClient, resolve_hosts
 from tests.judge.conftest import add_generate_run
 from tests.judge.fake_ollama import Fault, FakeOllama
 
@@ -29,14 +29,15 @@ def test_transient_failures_are_retried(store, fake_ollama, book_responses):
 
 
 def test_client_error_fails_fast_with_the_servers_message(store, fake_ollama, book_responses):
-    fake_ollama.inject(Fault(status=400, error="invalid format schema"))
+    # two: the item a worker may start before the stop fails too, so no item is stored
+    fake_ollama.inject(Fault(status=400, error="invalid format schema"), Fault(status=400, error="invalid format schema"))
     gen = add_generate_run(store, book_responses[:3])
     with pytest.raises(EvalkitError, match=r"refused the request \(400\): invalid format schema"):
         judge(store, gen, fake_ollama, concurrency=1)
     # no retry: every request the server saw is a different item (one more was already in flight)
     assert len({str(r.messages) for r in fake_ollama.requests}) == fake_ollama.judge_calls <= 2
-    (run,) = store.list_runs(kind="judge-score")
-    assert run.status == "failed"
+    # it failed before its first item: no empty run is left behind
+    assert store.list_runs(kind="judge-score") == []
 
 
 def test_retries_exhausted_stops_the_run_and_keeps_finished_items(store, fake_ollama, book_responses):

@@ -8,25 +8,29 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from evalkit.judge import run_judge
 from evalkit.store import ResultsStore
 from tests.conftest import shared_path
 from tests.judge.conftest import add_generate_run
 from tests.judge.fake_ollama import FakeOllama, wait_until
+from tests.judge.fake_openai import FakeOpenAI
 
 
-def test_resume_after_kill_9(tmp_path, book_responses):
+@pytest.mark.parametrize(("backend", "server_class"), [("ollama", FakeOllama), ("openai", FakeOpenAI)])
+def test_resume_after_kill_9(tmp_path, book_responses, backend, server_class):
     db = tmp_path / "evalkit.db"
     with ResultsStore(db) as store:
         gen = add_generate_run(store, book_responses[:20])
-    with FakeOllama(latency=0.1) as server:
+    with server_class(latency=0.1) as server:
         server.script(lambda req: {"score": 10 + len(req.messages[1]["content"]) % 80})
         script = textwrap.dedent(
             f"""
             from evalkit.judge import run_judge
             from evalkit.store import ResultsStore
             run_judge(ResultsStore({str(db)!r}), responses_run={gen!r}, hosts=[{server.url!r}],
-                      concurrency=1, progress=False)
+                      backend={backend!r}, concurrency=1, progress=False)
             """
         )
         child = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(),
@@ -51,7 +55,8 @@ def test_resume_after_kill_9(tmp_path, book_responses):
 
         calls_before = server.judge_calls
         with ResultsStore(db) as store:
-            run_id = run_judge(store, responses_run=gen, hosts=[server.url], concurrency=4, progress=False)
+            run_id = run_judge(store, responses_run=gen, hosts=[server.url], backend=backend, concurrency=4,
+                               progress=False)
             assert run_id == killed.id
             samples = dict(store.samples(run_id))
             assert len(samples) == 20 and store.get_run(run_id).status == "done"

@@ -10,7 +10,7 @@ import pytest
 
 from evalkit.items import instruction_item_id
 from evalkit.judge import run_judge
-from evalkit.judge.verdicts import SCORE_SCHEMA
+from evalkit.judge.scores import SCORE_SCHEMA
 from tests.judge.conftest import add_generate_run
 from tests.judge.fake_ollama import Reply
 
@@ -83,13 +83,23 @@ def test_requests_carry_the_books_options_schema_and_a_corrective_retry(store, f
     assert config["options"] == {"seed": 123, "temperature": 0.0, "num_ctx": 2048}
 
 
-def test_lenient_parser_after_retries(store, fake_ollama, book_responses):
+def test_a_tied_number_in_prose_is_read_without_a_retry(store, fake_ollama, book_responses):
     fake_ollama.script(lambda req: "Score: 85/100")
     gen = add_generate_run(store, book_responses[:1])
     run_id = run_judge(store, responses_run=gen, hosts=[fake_ollama.url], progress=False, parse_retries=1)
     (payload,) = (p for _, p in store.samples(run_id))
-    assert payload["score"] == 85 and payload["status"] == "ok" and payload["raw"][-1]["parsed"] == "lenient"
-    assert fake_ollama.judge_calls == 2
+    assert payload["score"] == 85 and payload["status"] == "ok" and len(payload["raw"]) == 1
+    assert fake_ollama.judge_calls == 1
+
+
+def test_incidental_numbers_are_never_a_score(store, fake_ollama, book_responses):
+    answers = iter(["The response makes 3 factual errors and misses 2 points.", "Step 1: compare. Then 7/10."])
+    fake_ollama.script(lambda req: next(answers))
+    gen = add_generate_run(store, book_responses[:1])
+    run_id = run_judge(store, responses_run=gen, hosts=[fake_ollama.url], progress=False, parse_retries=1)
+    (payload,) = (p for _, p in store.samples(run_id))
+    assert payload["score"] is None and payload["status"] == "unparsed" and len(payload["raw"]) == 2
+    assert store.get_run(run_id).metrics["parse_rate"].value == 0.0
 
 
 def test_book_test_split_with_110_real_responses(store, fake_ollama, book_responses):

@@ -103,3 +103,35 @@ def test_template_of_the_other_mode_is_refused(tmp_path):
         load_template(path, "score")
     with pytest.raises(InputError, match="missing.txt: no such file"):
         load_template(tmp_path / "missing.txt", "score")
+
+
+def test_alpaca_evals_own_template_file_with_literal_braces_works_as_it_is(tmp_path):
+    from evalkit.judge import alpaca_eval_templates
+
+    try:
+        source = alpaca_eval_templates.configs_dir() / "alpaca_eval_clf_gpt4_turbo" / "alpaca_eval_clf.txt"
+    except InputError:
+        pytest.skip("alpaca_eval is not installed (pip install alpaca-eval)")
+    path = tmp_path / "alpaca_eval_clf.txt"
+    path.write_text("---\nverdict: m M\n---\n" + source.read_text())
+    template = load_template(path, "pairwise")
+    assert template.placeholders == "alpaca-eval" and template.fields == {"instruction", "output_1", "output_2"}
+    system, user = template.render({"instruction": "Say {hi}", "input": "", "output_1": "A {x}", "output_2": "B"}, "logprobs")
+    assert system["role"] == "system" and user["role"] == "user"
+    assert '{\n    "instruction": """Say {hi}""",\n}' in user["content"]  # literal braces kept, model braces untouched
+    assert '"output": """A {x}"""' in user["content"] and '"output": """B"""' in user["content"]
+
+
+def test_alpaca_eval_templates_without_the_package_say_how_to_install_it(monkeypatch):
+    from evalkit.judge import alpaca_eval_templates
+
+    real = alpaca_eval_templates.importlib.util.find_spec
+    monkeypatch.setattr(alpaca_eval_templates.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "alpaca_eval" else real(name, *a))
+    with pytest.raises(InputError, match="pip install alpaca-eval"):
+        load_template("alpaca-eval:weighted_alpaca_eval_gpt4_turbo", "pairwise")
+    alpaca_eval_templates.annotator_summaries.cache_clear()
+    try:
+        assert alpaca_eval_templates.annotator_summaries() == (("ANNOTATOR", alpaca_eval_templates.INSTALL_HINT),)
+    finally:
+        alpaca_eval_templates.annotator_summaries.cache_clear()

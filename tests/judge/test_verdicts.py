@@ -6,38 +6,13 @@ import math
 
 import pytest
 
-from evalkit.judge.verdicts import lenient_discrete, lenient_score, parse_discrete, parse_score, weighted_preference
+from evalkit.judge.verdicts import lenient_discrete, parse_discrete, weighted_preference
 
 V = ("1", "2")
 
 
 def lp(token, p, tops=()):
     return [{"token": token, "logprob": math.log(p), "top_logprobs": [{"token": t, "logprob": math.log(q)} for t, q in tops]}]
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [('{"score": 85}', 85), ('{"score": 0}', 0), ('{"score": 100}', 100), (' {"score": 7.0} ', 7),
-     ('{"score": 101}', None), ('{"score": -1}', None), ('{"score": true}', None), ('{"score": 8.5}', None),
-     ('{"grade": 80}', None), ("85", None), ("", None), ("[85]", None)],
-)
-def test_parse_score_strict(text, expected):
-    assert parse_score(text) == expected
-
-
-def test_parse_score_without_schema_takes_a_bare_integer_only():
-    assert parse_score(" 72\n", structured=False) == 72
-    assert parse_score("Score: 72", structured=False) is None
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [("Score: 85/100", 85), ("I'd rate it 72.", 72), ('Sure! {"score": 64} is my answer', 64),
-     ("85 out of 100", 85), ("It deserves 150 points", None), ("no idea", None), ("about 3.5", None),
-     ("90%", None)],
-)
-def test_lenient_score(text, expected):
-    assert lenient_score(text) == expected
 
 
 def test_discrete_verdicts():
