@@ -56,10 +56,17 @@ def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def open_store(args: argparse.Namespace):
+def open_store(args: argparse.Namespace, *, read_only: bool = False):
+    """The command's results store; a command that only reads results never creates one: where
+    none exists it stops and names the stores nearby (``evalkit.store_location``)."""
     from evalkit.store import ResultsStore, default_store_path
 
-    return ResultsStore(getattr(args, "store", None) or default_store_path())
+    path = getattr(args, "store", None) or default_store_path()
+    if read_only:
+        from evalkit.store_location import require_store
+
+        require_store(path)
+    return ResultsStore(path)
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -83,7 +90,7 @@ def _runs_rows(records) -> list[dict]:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         records = store.list_runs(kind=args.kind, model=args.model, status=args.status)
     if args.format == "json":
         print_rows([], "json", json_value=[r.as_dict() for r in records])
@@ -96,7 +103,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         record = store.get_run(args.run_id)
         n_samples = store.sample_count(record.id)
     if args.format == "json":
@@ -121,7 +128,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 def cmd_runs_export(args: argparse.Namespace) -> int:
     from evalkit.runs_export import export_run
 
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         written = export_run(store, args.run_id, args.format, args.out)
     if written is not None:
         print(f"wrote {written}", file=sys.stderr)
@@ -138,7 +145,7 @@ def cmd_runs_import(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_delete(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         deleted = store.delete_run(args.run_id)
     print(f"deleted {deleted}", file=sys.stderr)
     return 0
@@ -389,7 +396,11 @@ def cmd_mmlu(args: argparse.Namespace) -> int:
     title = f"MMLU: {result.model} (run {result.run_id})"
     json_value = {"run_id": result.run_id, "model": result.model, "lm_eval_results": result.results_file, "rows": result.rows}
     print_rows(result.rows, args.format, columns=["level", "name", "category", "acc", "stderr", "n"], title=title, json_value=json_value)
-    print(f"stored run {result.run_id}; lm-eval's results JSON: {result.results_file}", file=sys.stderr)
+    if result.reused:
+        print(f"reused finished run {result.run_id} (same model weights, data and settings): nothing recomputed; "
+              "`evalkit runs delete` it to measure again", file=sys.stderr)
+    else:
+        print(f"stored run {result.run_id}; lm-eval's results JSON: {result.results_file}", file=sys.stderr)
     return 0
 
 
@@ -511,7 +522,7 @@ def cmd_pairs_export(args: argparse.Namespace) -> int:
 
     if not args.runs and not args.models:
         raise EvalkitError("pass --runs RUN_A,RUN_B or --models NAME,NAME")
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         bundle = export_pairs(store, runs=args.runs, models=args.models, eval_set=args.eval_set, n=args.n,
                               baseline=args.baseline, seed=args.seed, title=args.title)
     paths = bundle.write(args.out, force=args.force)
@@ -545,7 +556,7 @@ def cmd_pairs_agreement(args: argparse.Namespace) -> int:
     from evalkit.human.agreement import agreement_report
     from evalkit.human.show import print_agreement
 
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         report = agreement_report(store, human_runs=args.human, judge_runs=args.judge)
     print_agreement(report, args.format)
     return 0
@@ -555,7 +566,7 @@ def cmd_arena(args: argparse.Namespace) -> int:
     from evalkit.human.arena import run_arena
     from evalkit.human.show import bootstrap_progress, print_arena
 
-    with open_store(args) as store, bootstrap_progress(args.bootstrap) as progress:
+    with open_store(args, read_only=True) as store, bootstrap_progress(args.bootstrap) as progress:
         result = run_arena(store, human_runs=args.runs, include_judge=args.include_judge or (),
                            rounds=args.bootstrap, seed=args.seed, progress=progress, n_jobs=args.jobs)
     print_arena(result, args.format)
@@ -622,7 +633,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from evalkit.report import render_report
 
     runs, include_unfinished = _report_runs(args)
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         out = render_report(store, args.out, runs=runs, title=args.title, include_unfinished=include_unfinished)
     print(f"wrote {out}")
     return 0
@@ -632,7 +643,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from evalkit.report.leaderboard_output import write_leaderboard
 
     runs, include_unfinished = _report_runs(args)
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         written = write_leaderboard(store, args.format, args.out, runs=runs, include_unfinished=include_unfinished)
     if written is not None:
         print(f"wrote {written}", file=sys.stderr)
@@ -674,9 +685,11 @@ def _add_report(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
     p = sub.add_parser("demo", parents=[parent], help="the whole job end to end on defaults: fine-tune, generate, MMLU, judge, rating bundle, report")
     p.add_argument("--out", type=Path, default=DEFAULTS.out, help="folder for everything the demo writes, its results store (evalkit.db) included unless --store is given")
     p.add_argument("--offline", action="store_true", help="use only local assets: a randomly initialised GPT-2, local tokenizer and data")
-    p.add_argument("--data", help="instruction data (JSON); default: ../shared/data/book-ch07/instruction-data.json when present, else the book's URL")
-    p.add_argument("--mmlu-data", help="MMLU data: a folder holding test.jsonl (cais/mmlu fields) or that file; default: ../shared/data/mmlu when present, else the hub")
-    p.add_argument("--tokenizer", help="GPT-2 tokenizer: 'gpt2' (tiktoken, TIKTOKEN_CACHE_DIR) or a folder with vocab.json and merges.txt")
+    p.add_argument("--data", help="instruction data (JSON/JSONL file or URL; default: the book's chapter 7 data, shipped with evalkit)")
+    p.add_argument("--mmlu-data", help="MMLU data: a folder holding test.jsonl (cais/mmlu fields) or that file "
+                   "(default: the four subjects shipped with evalkit; other subjects: the hub's cais/mmlu)")
+    p.add_argument("--tokenizer", help="GPT-2 tokenizer: a folder with vocab.json and merges.txt "
+                   "(default: gpt2, from tiktoken's cache or the BPE files shipped with evalkit)")
     p.add_argument("--base-model", default=DEFAULTS.base_model, help="model to fine-tune (hub id or folder); ignored with --offline")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="fine-tuning epochs")
     p.add_argument("--max-records", type=int, default=DEFAULTS.max_records, help="use the first N instruction records (0: all)")
@@ -693,7 +706,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from evalkit.compare import compare_models
     from evalkit.compare.display import write
 
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         rows = compare_models(
             store, args.model_a, args.model_b, metrics=args.metrics, alpha=args.alpha, bootstrap=args.bootstrap,
             seed=args.seed, progress=sys.stderr.isatty(),
