@@ -96,9 +96,14 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         print_rows([], "json", json_value=[r.as_dict() for r in records])
     else:
         rows = _runs_rows(records)
+        columns = ["id", "kind", "model", "status", "created_at", "metric"]
         if args.format == "table":  # minutes are enough on a screen; csv keeps the full timestamp
             rows = [{**row, "created_at": row["created_at"][:16].replace("T", " ")} for row in rows]
-        print_rows(rows, args.format, columns=["id", "kind", "model", "status", "created_at", "metric"], title="runs")
+            from evalkit.output import console
+
+            if console().width < 120:  # a run id begins with its kind and creation time: room for the rest
+                columns = ["id", "model", "status", "metric"]
+        print_rows(rows, args.format, columns=columns, title="runs")
     return 0
 
 

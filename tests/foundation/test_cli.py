@@ -51,7 +51,8 @@ def test_defaults_are_shown_in_help(capsys):
     assert "(default: table)" in capsys.readouterr().out
 
 
-def test_runs_list_json_on_new_store_is_empty_list(run_cli):
+def test_runs_list_json_on_empty_store_is_empty_list(run_cli, tmp_path):
+    ResultsStore(tmp_path / "evalkit.db").close()
     rc, out, err = run_cli("runs", "list", "--format", "json")
     assert rc == 0 and json.loads(out) == []
 
@@ -61,9 +62,10 @@ def test_console_script_on_new_store(tmp_path):
         [sys.executable, "-m", "evalkit", "runs", "list", "--format", "json"],
         capture_output=True, text=True, cwd=tmp_path, env={**__import__("os").environ, "EVALKIT_STORE": str(tmp_path / "s.db")},
     )
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == []
-    assert (tmp_path / "s.db").exists()
+    # a read-only command never creates the store it was pointed at
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith(f"evalkit: error: no results store at {tmp_path / 's.db'} ($EVALKIT_STORE; nothing was created)")
+    assert not (tmp_path / "s.db").exists()
 
 
 def _fill(db):
@@ -118,7 +120,8 @@ def test_runs_delete(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("action", [("show",), ("export",), ("delete",)])
-def test_unknown_run_id_is_one_line_error(run_cli, action):
+def test_unknown_run_id_is_one_line_error(run_cli, action, tmp_path):
+    _fill(tmp_path / "evalkit.db")
     rc, out, err = run_cli("runs", *action, "does-not-exist")
     assert rc == 2
     assert err.strip().count("\n") == 0
@@ -127,6 +130,7 @@ def test_unknown_run_id_is_one_line_error(run_cli, action):
 
 
 def test_verbose_shows_traceback(tmp_path):
+    _fill(tmp_path / "s.db")
     proc = subprocess.run(
         [sys.executable, "-m", "evalkit", "--store", str(tmp_path / "s.db"), "-v", "runs", "show", "nope"],
         capture_output=True, text=True,
@@ -162,3 +166,43 @@ def test_store_option_before_or_after_subcommand(tmp_path, capsys):
     _fill(db)
     assert main(["runs", "list", "--store", str(db), "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 1
+
+
+def test_tables_at_80_columns_never_fold_inside_a_word():
+    """At 80 columns words are never cut over two lines: text wraps at spaces, a name too long
+    for its column keeps both ends around "…", ids stay whole."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from evalkit.output import fit_words
+
+    table = Table()
+    table.add_column(Text("id"), no_wrap=True)
+    for name in ("model", "verdict", "p"):
+        table.add_column(Text(name))
+    rid = "judge-pairwise-20261129-052100-1a2b3c"
+    table.add_row(Text(rid), Text("gpt2-tiny-random-init-demo-sft"), Text("no detectable difference at alpha 0.05"), Text("0.1234"))
+    console = Console(width=80, record=True, soft_wrap=False)
+    console.print(fit_words(table, width=80))
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    cells = [[c.strip() for c in line.split("│")[1:-1]] for line in lines if line.startswith("│")]
+    assert cells[0][0] == rid and "0.1234" in [c for row in cells for c in row]
+    model = cells[0][1]
+    assert model.startswith("gpt2-") and model.endswith("-sft") and "…" in model and len(model) >= 12
+    words = " ".join(row[2] for row in cells).split()
+    assert words == "no detectable difference at alpha 0.05".split()  # every word whole, in order
+
+
+def test_a_table_that_fits_is_left_alone():
+    from rich.table import Table
+    from rich.text import Text
+
+    from evalkit.output import fit_words
+
+    table = Table()
+    table.add_column(Text("model"))
+    table.add_row(Text("gpt2"))
+    fit_words(table, width=80)
+    assert table.columns[0].width is None
