@@ -23,7 +23,8 @@ from evalkit.output import FORMATS, print_rows
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False) or "default:" in (action.help or ""):
+        # identity, not ==: a default of 0 (== False) is shown; None and store_true's False are not
+        if action.default is None or action.default is False or "default:" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
@@ -279,13 +280,25 @@ def _add_import_sources(imp_sub: argparse._SubParsersAction, parent: argparse.Ar
 def cmd_finetune(args: argparse.Namespace) -> int:
     from finetune import train
 
-    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "store", "verbose", "no_progress")}
+    skip = ("func", "command", "store", "verbose", "no_progress", "format")
+    options = {k: v for k, v in vars(args).items() if k not in skip}
     with open_store(args) as store:
         result = train(**options, store=store, progress=not args.no_progress)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
-        print(json.dumps({"out": str(result.out_dir), "run_id": result.run_id, "steps": result.steps,
-                          "tokens_seen": result.tokens_seen, "train_loss": result.train_loss, "val_loss": result.val_loss,
-                          "tokens_per_second": result.tokens_per_second, "padding_fraction": result.padding_fraction}))
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, one summary
+        return 0
+    summary = {"out": str(result.out_dir), "run_id": result.run_id, "steps": result.steps,
+               "tokens_seen": result.tokens_seen, "train_loss": result.train_loss, "val_loss": result.val_loss,
+               "tokens_per_second": result.tokens_per_second, "padding_fraction": result.padding_fraction}
+    if args.format == "json":
+        print(json.dumps(summary))
+        return 0
+    loss = " ".join(f"{name} {value:.3f}" for name, value in (("train loss", result.train_loss), ("val loss", result.val_loss))
+                    if value is not None)
+    speed = f", {result.tokens_per_second:,.0f} tokens/s" if result.tokens_per_second else ""
+    print(f"fine-tuned model: {result.out_dir} (run {result.run_id})")
+    print(f"  {result.steps} steps, {result.tokens_seen:,} tokens seen{speed}; {loss}")
+    print(f"next: evalkit generate --model {result.out_dir}   (responses to the test split)")
+    print(f"      evalkit mmlu --model {result.out_dir} --limit 20   then `evalkit leaderboard`")
     return 0
 
 
@@ -301,6 +314,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         )
     print(run_id)
     print(f"{len(records)} responses" + (f" in {out}" if out else "") + f" (run {run_id})", file=sys.stderr)
+    print(f"next: evalkit runs show {run_id}; `evalkit pairs export --runs {run_id},OTHER_RUN --out rating` "
+          "to have people compare it with another model", file=sys.stderr)
     return 0
 
 
@@ -314,15 +329,15 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--model-size", choices=list(MODEL_SIZES), help="architecture for --init random (default: --model)")
     p.add_argument("--data", help="JSON/JSONL file or URL of instruction records (default: the book's instruction data)")
     p.add_argument("--style", default="alpaca", help="prompt style: alpaca, phi3 or a JSON template file")
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=2, help="passes over the training split (the book's)")
     p.add_argument("--batch-size", type=int, default=8, help="records per batch (split across processes under torchrun)")
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=5e-5, help="AdamW learning rate (the book's; a random init wants ~1e-3)")
+    p.add_argument("--weight-decay", type=float, default=0.1, help="AdamW weight decay (the book's)")
     p.add_argument("--max-length", type=int, default=1024, help="truncate batches to this many tokens")
     p.add_argument("--mask-instruction", action="store_true", help="no loss on the prompt's tokens (the book's exercise 7.2)")
     p.add_argument("--bucket", action="store_true", help="batch records of similar length (less padding)")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    p.add_argument("--seed", type=int, default=123)
+    p.add_argument("--seed", type=int, default=123, help="seed of weights initialisation, dropout and batch order")
     p.add_argument("--shuffle-seed", type=int, help="shuffle records before the 85/10/5 split (default: file order)")
     p.add_argument("--skip-invalid", action="store_true", help="skip invalid records with a warning instead of stopping")
     p.add_argument("--limit", type=int, help="use only the first N records")
@@ -334,7 +349,7 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     p.add_argument("--stop-after-steps", type=int, help="checkpoint and exit after N steps (time-sliced jobs)")
     p.add_argument("--max-steps", type=int, help="stop training after N optimizer steps in total")
-    p.add_argument("--warmup-steps", type=int, default=0)
+    p.add_argument("--warmup-steps", type=int, default=0, help="optimizer steps of linear learning-rate warm-up")
     p.add_argument("--schedule", choices=["constant", "linear", "cosine"], default="constant", help="learning-rate schedule")
     p.add_argument("--tokenizer", help="GPT-2 tokenizer directory (default: the model's, else tiktoken gpt2)")
     p.add_argument("--name", help="model name in the results store (default: the --out folder name)")
@@ -343,6 +358,7 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", required=True, help="output directory (a Hugging Face checkpoint)")
+    _add_format(p, choices=("table", "json"))
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("generate", parents=[parent], help="generate responses (batched, KV cache) into the store and a JSONL file")
@@ -352,8 +368,8 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
                    help="records to answer: a split saved by `evalkit finetune`, else the book's 85/10/5 split")
     p.add_argument("--style", help="prompt style (default: the one the model was fine-tuned with, else alpaca)")
     p.add_argument("--out", type=Path, help="JSONL file, one line per record, written as responses arrive")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-new-tokens", type=int, default=256, help="most tokens generated per response")
+    p.add_argument("--batch-size", type=int, default=8, help="records generated together")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (the book's)")
     p.add_argument("--top-k", type=int)
     p.add_argument("--seed", type=int, default=123, help="sampling seed (per record, batch-independent)")
@@ -640,7 +656,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     runs, include_unfinished = _report_runs(args)
     with open_store(args, read_only=True) as store:
         out = render_report(store, args.out, runs=runs, title=args.title, include_unfinished=include_unfinished)
-    print(f"wrote {out}")
+    print(f"wrote {out}: open {Path(out).resolve().as_uri()} in a browser")
     return 0
 
 
@@ -660,7 +676,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     options = DemoOptions(
         out=args.out, offline=args.offline, data=args.data, mmlu_data=args.mmlu_data, tokenizer=args.tokenizer,
-        base_model=args.base_model, epochs=args.epochs, max_records=args.max_records, mmlu_subjects=_csv_list(args.mmlu_subjects),
+        base_model=args.base_model, epochs=args.epochs, max_records=args.max_records, n_test=args.n_test,
+        mmlu_subjects=_csv_list(args.mmlu_subjects),
         mmlu_limit=args.mmlu_limit, judge_model=args.judge_model, store=getattr(args, "store", None),
     )
     run_demo(options)
@@ -676,7 +693,7 @@ def _add_report(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
     p = sub.add_parser("report", parents=[parent], help="render a self-contained HTML leaderboard with provenance, charts and items")
     runs_options(p)
     p.add_argument("--title", help="page title (default: evalkit leaderboard)")
-    p.add_argument("--out", type=Path, default=Path("reports/leaderboard.html"), help="HTML file to write")
+    p.add_argument("--out", type=Path, default=Path("evalkit-report.html"), help="HTML file to write (in the working directory unless a path is given)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("leaderboard", parents=[parent], help="the leaderboard in the terminal or as JSON, CSV or Markdown")
@@ -687,9 +704,19 @@ def _add_report(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
 
     from evalkit.demo import DEFAULTS
 
-    p = sub.add_parser("demo", parents=[parent], help="the whole job end to end on defaults: fine-tune, generate, MMLU, judge, rating bundle, report")
-    p.add_argument("--out", type=Path, default=DEFAULTS.out, help="folder for everything the demo writes, its results store (evalkit.db) included unless --store is given")
-    p.add_argument("--offline", action="store_true", help="use only local assets: a randomly initialised GPT-2, local tokenizer and data")
+    p = sub.add_parser(
+        "demo", parents=[parent],
+        help="the whole job end to end on defaults: fine-tune, generate, MMLU, judge, rating bundle, report",
+        description="Run the whole job on defaults, on a laptop CPU, in a few minutes: fine-tune a small GPT-2 on the "
+        "book's chapter 7 data, generate responses to the book's test split, import the book's own fine-tuned "
+        "GPT-2 medium responses as a model to compare with, MMLU on four subjects, an LLM judge when Ollama "
+        "answers, a blind rating bundle and an HTML report. Everything it needs ships with evalkit: no network, "
+        "no environment. Without the Hugging Face Hub the demo's own models start from random weights (it says "
+        "so). Results go to the results store every other command reads (--store); running it again reuses "
+        "every finished step.",
+    )
+    p.add_argument("--out", type=Path, default=DEFAULTS.out, help="folder for the files the demo writes: checkpoints, rating bundle, report")
+    p.add_argument("--offline", action="store_true", help="do not try the Hugging Face Hub: the demo's models start from random weights")
     p.add_argument("--data", help="instruction data (JSON/JSONL file or URL; default: the book's chapter 7 data, shipped with evalkit)")
     p.add_argument("--mmlu-data", help="MMLU data: a folder holding test.jsonl (cais/mmlu fields) or that file "
                    "(default: the four subjects shipped with evalkit; other subjects: the hub's cais/mmlu)")
@@ -697,7 +724,8 @@ def _add_report(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
                    "(default: gpt2, from tiktoken's cache or the BPE files shipped with evalkit)")
     p.add_argument("--base-model", default=DEFAULTS.base_model, help="model to fine-tune (hub id or folder); ignored with --offline")
     p.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="fine-tuning epochs")
-    p.add_argument("--max-records", type=int, default=DEFAULTS.max_records, help="use the first N instruction records (0: all)")
+    p.add_argument("--max-records", type=int, default=DEFAULTS.max_records, help="fine-tune on the first N instruction records (0: all)")
+    p.add_argument("--n-test", type=int, default=DEFAULTS.n_test, help="answer the first N records of the book's 110-record test split (0: all)")
     p.add_argument("--mmlu-subjects", default=",".join(DEFAULTS.mmlu_subjects), help="MMLU subjects to run")
     p.add_argument("--mmlu-limit", type=int, default=DEFAULTS.mmlu_limit, help="questions per MMLU subject")
     p.add_argument("--judge-model", default=DEFAULTS.judge_model, help="Ollama model that judges (when a server answers at OLLAMA_HOST)")

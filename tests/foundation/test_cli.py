@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -206,3 +207,26 @@ def test_a_table_that_fits_is_left_alone():
     table.add_row(Text("gpt2"))
     fit_words(table, width=80)
     assert table.columns[0].width is None
+
+
+def test_every_option_default_is_in_help():
+    """Every option with a default says it in --help (0 included: it is not "no default")."""
+    parser = build_parser()
+    for command, sub in _subcommand_parsers(parser):
+        formatter = sub._get_formatter()
+        for action in sub._actions:
+            if not action.option_strings or action.default in (None, argparse.SUPPRESS) or action.default is False:
+                continue
+            if action.help == argparse.SUPPRESS or action.__class__.__name__ in ("_HelpAction", "_VersionAction"):
+                continue
+            shown = formatter._get_help_string(action) or ""
+            assert action.help and "default" in shown, f"{' '.join(command)} {action.option_strings[0]}: no default in help"
+
+
+def test_demo_help_describes_it_and_names_the_real_store_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = " ".join(capsys.readouterr().out.split()).replace("evalkit- results", "evalkit-results")
+    assert "Run the whole job on defaults" in out and "no network" in out
+    assert "$EVALKIT_STORE or evalkit-results/evalkit.db" in out
+    assert "its results store (evalkit.db) included" not in out
