@@ -70,6 +70,17 @@ def open_store(args: argparse.Namespace, *, read_only: bool = False):
     return ResultsStore(path)
 
 
+def _finished_ids(store, kind: str) -> set[str]:
+    return {r.id for r in store.list_runs(kind=kind, status="done")}
+
+
+def _say_if_reused(run_id: str | None, before: set[str], what: str) -> None:
+    """Commands reuse a finished run with the same inputs instead of storing a duplicate; say so."""
+    if run_id in before:
+        print(f"reused finished run {run_id}: {what} were stored before with the same inputs; nothing new was added",
+              file=sys.stderr)
+
+
 # -- runs -----------------------------------------------------------------------------------
 
 
@@ -211,9 +222,11 @@ def cmd_import_responses(args: argparse.Namespace) -> int:
     from evalkit.interop.responses import import_responses
 
     with open_store(args) as store:
+        before = _finished_ids(store, "generate")
         run_id = import_responses(store, args.file, name=args.name)
         field = store.get_run(run_id, with_metrics=False).config["response_field"]
     print(f"responses read from field {field!r}", file=sys.stderr)
+    _say_if_reused(run_id, before, "these responses")
     print(run_id)
     return 0
 
@@ -222,7 +235,9 @@ def cmd_import_alpaca_eval(args: argparse.Namespace) -> int:
     from evalkit.interop.alpaca_eval import import_annotations
 
     with open_store(args) as store:
+        before = _finished_ids(store, "judge-pairwise")
         run_id = import_annotations(store, args.file, name=args.name)
+    _say_if_reused(run_id, before, "these annotations")
     print(run_id)
     return 0
 
@@ -231,7 +246,9 @@ def cmd_import_lm_eval(args: argparse.Namespace) -> int:
     from evalkit.interop.lm_eval_format import import_results
 
     with open_store(args) as store:
+        before = _finished_ids(store, "mmlu")
         run_id = import_results(store, args.file, name=args.name)
+    _say_if_reused(run_id, before, "these results")
     print(run_id)
     return 0
 
@@ -240,7 +257,9 @@ def cmd_import_arena(args: argparse.Namespace) -> int:
     from evalkit.interop.arena import import_battles
 
     with open_store(args) as store:
+        before = _finished_ids(store, "human")
         run_id = import_battles(store, args.file, name=args.name)
+    _say_if_reused(run_id, before, "these battles")
     print(run_id)
     return 0
 
@@ -283,9 +302,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     skip = ("func", "command", "store", "verbose", "no_progress", "format")
     options = {k: v for k, v in vars(args).items() if k not in skip}
     with open_store(args) as store:
+        before = _finished_ids(store, "finetune")
         result = train(**options, store=store, progress=not args.no_progress)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, one summary
         return 0
+    _say_if_reused(result.run_id, before, "this fine-tune's weights and losses")
     summary = {"out": str(result.out_dir), "run_id": result.run_id, "steps": result.steps,
                "tokens_seen": result.tokens_seen, "train_loss": result.train_loss, "val_loss": result.val_loss,
                "tokens_per_second": result.tokens_per_second, "padding_fraction": result.padding_fraction}
@@ -306,12 +327,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from finetune.generate import responses_for_split
 
     with open_store(args) as store:
+        before = _finished_ids(store, "generate")
         run_id, records, out = responses_for_split(
             args.model, store=store, out=args.out, data=args.data, split=args.split, style=args.style,
             eval_set=args.eval_set, skip_invalid=args.skip_invalid, max_new_tokens=args.max_new_tokens,
             batch_size=args.batch_size, temperature=args.temperature, top_k=args.top_k, seed=args.seed,
             device=args.device, model_name=args.name, progress=not args.no_progress,
         )
+    _say_if_reused(run_id, before, "these responses")
     print(run_id)
     print(f"{len(records)} responses" + (f" in {out}" if out else "") + f" (run {run_id})", file=sys.stderr)
     print(f"next: evalkit runs show {run_id}; `evalkit pairs export --runs {run_id},OTHER_RUN --out rating` "

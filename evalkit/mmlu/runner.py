@@ -39,6 +39,15 @@ class MmluResult:
     seconds: float = 0.0  # in lm_eval.simple_evaluate
     requests: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # prepare, model_load, evaluate, store (seconds)
+    reused: bool = False  # a finished run with the same model (weights), data and settings, returned as is
+
+
+def _reused_result(store: ResultsStore, record, catalog: MmluCatalog) -> MmluResult:
+    out = store.run_dir(record.id)
+    written = sorted(out.rglob("results_*.json"))
+    return MmluResult(run_id=record.id, model=record.model, metrics=record.metrics,
+                      rows=summary_rows(record.metrics, catalog), results_file=written[-1] if written else None,
+                      sample_files=sorted(out.rglob("samples_*.jsonl")), reused=True)
 
 
 def task_manager(task_set: TaskSet, metadata: dict[str, Any] | None = None):
@@ -149,23 +158,26 @@ def run_mmlu(
     catalog = load_catalog()
     task_set, data_config = select_tasks(catalog, subjects=subjects, categories=categories, data=data, num_fewshot=num_fewshot)
     source: ModelSource = resolve_model(model, store=store)
+    config = {  # what makes two runs' numbers comparable (and what an unfinished run is resumed by)
+        "eval_set": "mmlu",
+        "data": data_config,
+        "subjects": sorted(s.name for s in task_set.subjects),
+        "num_fewshot": num_fewshot,
+        "limit": limit,
+        "backend": backend,
+        "model_args": extra_args,
+        "template_hash": catalog.template_hash,
+        "lm_eval_version": catalog.lm_eval_version,
+    }
+    finished = store.find_run("mmlu", source.name, config)
+    if finished is not None and finished.model_hash == source.sha256:
+        return _reused_result(store, finished, catalog)  # the same model, data and settings: nothing to recompute
     with env_report_in_background():
         with quiet_library_bars() if progress else contextlib.nullcontext():
             manager, loaded = load_tasks(task_set, hub=data is None, metadata={"pretrained": source.pretrained, **extra_args})
             timings = {"prepare": time.perf_counter() - started}
             lm = build_lm(source, backend=backend, model_args=extra_args, batch_size=batch_size, device=device)
             timings["model_load"] = time.perf_counter() - started - timings["prepare"]
-        config = {  # what makes two runs' numbers comparable (and what an unfinished run is resumed by)
-            "eval_set": "mmlu",
-            "data": data_config,
-            "subjects": sorted(s.name for s in task_set.subjects),
-            "num_fewshot": num_fewshot,
-            "limit": limit,
-            "backend": backend,
-            "model_args": extra_args,
-            "template_hash": catalog.template_hash,
-            "lm_eval_version": catalog.lm_eval_version,
-        }
         result = _evaluate(store, lm, source, manager, loaded, config, cache=cache, progress=progress, catalog=catalog)
     result.timings = {**timings, "evaluate": result.seconds, "store": result.timings["store"]}
     return result

@@ -230,3 +230,17 @@ def test_demo_help_describes_it_and_names_the_real_store_default(capsys):
     assert "Run the whole job on defaults" in out and "no network" in out
     assert "$EVALKIT_STORE or evalkit-results/evalkit.db" in out
     assert "its results store (evalkit.db) included" not in out
+
+
+def test_importing_the_same_file_again_reuses_the_run_and_says_so(run_cli, tmp_path):
+    from evalkit.assets import BOOK_RESPONSES, embedded_file
+
+    book = embedded_file(BOOK_RESPONSES)
+    rc, out, err = run_cli("import", "responses", book, "--name", "book")
+    assert rc == 0 and "reused" not in err
+    first = out.strip()
+    rc, out, err = run_cli("import", "responses", book, "--name", "book")
+    assert rc == 0 and out.strip() == first
+    assert f"reused finished run {first}: these responses were stored before with the same inputs" in err
+    with ResultsStore(tmp_path / "evalkit.db") as store:
+        assert [r.id for r in store.list_runs()] == [first]
