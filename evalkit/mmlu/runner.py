@@ -42,6 +42,22 @@ class MmluResult:
     reused: bool = False  # a finished run with the same model (weights), data and settings, returned as is
 
 
+def _require_hub_data() -> None:
+    """Without --data the questions come from the hub: when it is out of reach, say so at once."""
+    from evalkit.hub import hub_offline_by_env, hub_reachable
+
+    if hub_reachable():
+        return
+    from evalkit.assets import MMLU_SUBSET, embedded_file
+
+    why = "HF_HUB_OFFLINE is set" if hub_offline_by_env() else "no connection"
+    raise EvalkitError(
+        f"could not load lm-eval's MMLU data set {HUB_DATASET} from the Hugging Face Hub: it cannot be reached "
+        f"({why}); pass --data DIR (test.jsonl laid out like cais/mmlu). evalkit ships four subjects "
+        f"(high_school_computer_science, philosophy, sociology, nutrition): --data {embedded_file(MMLU_SUBSET).parent}"
+    )
+
+
 def _reused_result(store: ResultsStore, record, catalog: MmluCatalog) -> MmluResult:
     out = store.run_dir(record.id)
     written = sorted(out.rglob("results_*.json"))
@@ -154,6 +170,8 @@ def run_mmlu(
     if not (batch_size == "auto" or (isinstance(batch_size, int) and batch_size >= 1)):
         raise EvalkitError(f"--batch-size must be 'auto' or a positive integer, got {batch_size!r}")
     started = time.perf_counter()
+    if data is None:
+        _require_hub_data()
     extra_args = parse_model_args(model_args)
     catalog = load_catalog()
     task_set, data_config = select_tasks(catalog, subjects=subjects, categories=categories, data=data, num_fewshot=num_fewshot)

@@ -47,10 +47,12 @@ def test_readme_first_command_on_a_fresh_machine(tmp_path_factory):
         shutil.copy2(REPO_ROOT / name, target)
     assert not (project.parent / "shared").exists()
     venv = project / ".venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=300)
+    # --without-pip: the venv's own bundled setuptools (older, no bdist_wheel) would shadow the system's;
+    # the system's pip and setuptools install evalkit into the venv without the network
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True, timeout=300)
     env = _clean_env(home, venv)
-    pip = _run([str(venv / "bin" / "pip"), "install", "--no-deps", "--no-build-isolation", "--no-index", "-q", "-e", "."],
-               cwd=project, env=env, timeout=600)
+    pip = _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+                "-e", "."], cwd=project, env=env, timeout=600)
     assert pip.returncode == 0, pip.stdout[-2000:] + pip.stderr[-2000:]
     where = _run([str(venv / "bin" / "python"), "-c", "import evalkit; print(evalkit.__file__)"], cwd=home, env=env)
     assert where.stdout.strip() == str(project / "evalkit" / "__init__.py"), where.stdout + where.stderr
