@@ -54,18 +54,3 @@ def hub_load_kwargs() -> dict[str, bool]:
     of reach, so a missing model fails in seconds with evalkit's message instead of retrying."""
     return {} if hub_reachable() else {"local_files_only": True}
 
-
-def require_hub_or_cached(repo_id: str, *, local_options: str) -> None:
-    """Nothing when the hub answers or ``repo_id`` is in the local Hugging Face cache; else an
-    error at once (instead of a minute of retries) that names ``local_options``."""
-    if hub_reachable():
-        return
-    from huggingface_hub import try_to_load_from_cache
-
-    if isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
-        return
-    from evalkit.errors import EvalkitError
-
-    why = "HF_HUB_OFFLINE is set" if hub_offline_by_env() else f"no connection to {HUB_HOST[0]} within {CONNECT_TIMEOUT:g} s"
-    raise EvalkitError(f"{repo_id!r} is a Hugging Face Hub id, but the hub cannot be reached ({why}) and the model "
-                       f"is not in the local cache; {local_options}")

@@ -102,7 +102,7 @@ def test_demo_report_in_the_browser(demo_run, browser):
     assert events["errors"] == [] and events["requests"] == [report.resolve().as_uri()]
     # every chart label is drawn at (about) the page's 14 px, whatever the chart
     sizes = page.evaluate("""() => Array.from(document.querySelectorAll('svg.chart text')).map(t => {
-        const size = parseFloat(getComputedStyle(t).fontSize); return size * t.getScreenCTM().a; })""")
+        const m = t.getScreenCTM(); return parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b); })""")  # rotated labels too
     assert sizes and min(sizes) >= 12 and max(sizes) <= 16, sorted(set(round(s, 1) for s in sizes))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "demo-report.png"), full_page=True)
