@@ -4,7 +4,7 @@ Steps (each one's result is printed with where it went):
 
 1. fine-tune a small GPT-2 on the book's instruction data (``finetune.train``);
 2. generate responses to the book's test split, before and after fine-tuning
-   (``finetune.generate_responses``), and say how many are non-empty;
+   (``evalkit.generate_run.generate_responses``), and say how many are non-empty;
 3. import the book's own fine-tuned GPT-2 medium responses to the same test split
    (``instruction-data-with-response.json``) as a model of its own, so that the rating
    bundle, the leaderboard and the report have text a person can read and judge;
@@ -200,7 +200,7 @@ def run_demo(options: DemoOptions = DEFAULTS) -> dict[str, Any]:
                    f"{steps.track(trained.run_id)}", t)
 
         # 2. responses to the book's test split, before and after fine-tuning
-        from finetune import generate_responses
+        from evalkit.generate_run import generate_responses
 
         t = steps.start("2/7 generate test-split responses")
         test, eval_set = book_test_records(options.data, options.n_test)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from evalkit.errors import InputError
 from evalkit.records import read_json_document
-from evalkit.store import content_hash
+from evalkit.hashing import content_hash
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,8 @@ def get_style(style: str | Path | PromptStyle = "alpaca") -> PromptStyle:
         return style
     if isinstance(style, str) and style in STYLES:
         return STYLES[style]
-    if Path(style).is_file():
-        return load_style_file(style)
+    if Path(style).is_file() or Path(style).exists() or str(style).endswith(".json"):
+        return load_style_file(style)  # its reader names a folder, a missing or unreadable file
     raise InputError(f"unknown prompt style {str(style)!r}: use one of {', '.join(sorted(STYLES))} or a JSON template file")
 
 

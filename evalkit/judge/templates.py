@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import InputError
-from evalkit.store import content_hash
+from evalkit.hashing import content_hash
 
 MODES = ("score", "pairwise")
 BUILTIN = {"score": "score-v1.txt", "pairwise": "pairwise-v1.txt"}
@@ -169,11 +169,10 @@ def load_template(path: str | Path | None, mode: str) -> Template:
     if path is None:
         text = resources.files("evalkit.judge").joinpath("templates", BUILTIN[mode]).read_text(encoding="utf-8")
         return parse_template(text, source=f"evalkit:{BUILTIN[mode]}", mode=mode)
+    from evalkit.records import read_text
+
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read prompt template ({exc.strerror})", path=file) from exc
+    text = read_text(file, expected="a judge prompt template (text with {instruction} ... placeholders)")
     return parse_template(text, source=str(file), mode=mode)
 
 

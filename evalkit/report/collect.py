@@ -15,6 +15,7 @@ from evalkit.store import ResultsStore, RunRecord
 class Collected:
     runs: list[RunRecord]
     provenance: dict[str, Provenance] = field(default_factory=dict)
+    item_ids: dict[str, set[str]] = field(default_factory=dict)  # run id -> the items it scored
     _samples: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict, repr=False)
 
     def of_kind(self, *kinds: str) -> list[RunRecord]:
@@ -48,5 +49,6 @@ def collect_runs(store: ResultsStore, runs: Sequence[str] | None = None, *, incl
     out = Collected(records)
     for r in records:
         baseline = _pairwise_baseline(out.samples(store, r.id)) if r.kind == "judge-pairwise" else None
-        out.provenance[r.id] = provenance(r, store.done_items(r.id), baseline=baseline)
+        out.item_ids[r.id] = store.done_items(r.id)
+        out.provenance[r.id] = provenance(r, out.item_ids[r.id], baseline=baseline)
     return out

@@ -58,7 +58,7 @@ def test_runs_list_json_on_empty_store_is_empty_list(run_cli, tmp_path):
     assert rc == 0 and json.loads(out) == []
 
 
-def test_console_script_on_new_store(tmp_path):
+def test_read_only_command_on_missing_store_fails_without_creating_it(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "evalkit", "runs", "list", "--format", "json"],
         capture_output=True, text=True, cwd=tmp_path, env={**__import__("os").environ, "EVALKIT_STORE": str(tmp_path / "s.db")},
@@ -66,7 +66,7 @@ def test_console_script_on_new_store(tmp_path):
     # a read-only command never creates the store it was pointed at
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith(f"evalkit: error: no results store at {tmp_path / 's.db'} ($EVALKIT_STORE; nothing was created)")
-    assert not (tmp_path / "s.db").exists()
+    assert not (tmp_path / "s.db").exists() and list(tmp_path.iterdir()) == []
 
 
 def _fill(db):
@@ -122,7 +122,7 @@ def test_runs_delete(run_cli, tmp_path):
 
 @pytest.mark.parametrize("action", [("show",), ("export",), ("delete",)])
 def test_unknown_run_id_is_one_line_error(run_cli, action, tmp_path):
-    _fill(tmp_path / "evalkit.db")
+    ResultsStore(tmp_path / "evalkit.db").close()
     rc, out, err = run_cli("runs", *action, "does-not-exist")
     assert rc == 2
     assert err.strip().count("\n") == 0
@@ -131,7 +131,7 @@ def test_unknown_run_id_is_one_line_error(run_cli, action, tmp_path):
 
 
 def test_verbose_shows_traceback(tmp_path):
-    _fill(tmp_path / "s.db")
+    ResultsStore(tmp_path / "s.db").close()
     proc = subprocess.run(
         [sys.executable, "-m", "evalkit", "--store", str(tmp_path / "s.db"), "-v", "runs", "show", "nope"],
         capture_output=True, text=True,
