@@ -113,7 +113,7 @@ def test_demo_report_in_the_browser(demo_run, browser):
     page.screenshot(path=str(SCREENSHOTS / "demo-report-book-item.png"), full_page=False)
     # an MMLU question: its choices are lettered as gold and pred are
     page.locator(f"#leaderboard tbody tr[data-model='{FT}'] .model-link").click()
-    mmlu = next(k for k in page.locator("#dd-run option").all_inner_texts() if "mmlu" in k)
+    mmlu = next(k for k in page.locator("#dd-run option").all_inner_texts() if "mmlu" in k.lower())
     page.select_option("#dd-run", label=mmlu)
     page.locator("#dd-items tbody tr").first.click()
     detail = page.inner_text("#dd-detail")
@@ -160,7 +160,8 @@ def test_demo_again_adds_no_runs_and_says_so(demo_run):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert runs_in(cwd) == before
     assert "Every step reused its finished run (6 runs): nothing new was added to the store." in again.stdout
-    assert again.stdout.count("(reused: finished with the same inputs before)") == 4  # fine-tune, generate, import, MMLU
+    # fine-tune, generate, import, MMLU: each said in its step and again in the summary
+    assert again.stdout.count("(reused: finished with the same inputs before)") == 8
 
 
 def test_demo_again_with_a_server_reuses_steps_and_judges(demo_run):
