@@ -1,9 +1,15 @@
-"""Offline-aware assets: the GPT-2 tokenizer and data files given as a path or a URL.
+"""Offline-aware assets: the GPT-2 tokenizer, the files shipped with evalkit, and data files
+given as a path or a URL.
 
-The GPT-2 BPE comes from tiktoken's ``gpt2`` encoding, which tiktoken downloads once into
-``TIKTOKEN_CACHE_DIR``. Where that download is impossible the error says so and names the
-variable; a Hugging Face tokenizer directory (``vocab.json`` + ``merges.txt``, the same two
-files under other names) is accepted instead and gives identical token ids.
+The package ships a few small public files (``evalkit/data``, listed with source, licence and
+sha256 in ``evalkit/data/manifest.json``): the book's chapter 7 instruction data and its
+responses file, GPT-2's BPE files and four MMLU subjects, so that the demo and the default
+paths work on a machine with no network. Each is checked against its sha256 when first used.
+
+The GPT-2 BPE is tiktoken's ``gpt2`` encoding: from tiktoken's cache (``TIKTOKEN_CACHE_DIR``)
+when it holds the files, else built from the shipped copies of the same two files (identical
+token ids, no download). A Hugging Face tokenizer directory (``vocab.json`` + ``merges.txt``,
+the same two files under other names) is accepted too.
 
 Data URLs are downloaded once into ``~/.cache/evalkit`` (``EVALKIT_CACHE`` overrides), with a
 sha256 recorded beside the file on first download and checked on every reuse.
@@ -11,6 +17,7 @@ sha256 recorded beside the file on first download and checked on every reuse.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -37,6 +44,68 @@ def is_url(spec: str | os.PathLike[str]) -> bool:
     return str(spec).startswith(("http://", "https://"))
 
 
+# -- files shipped with evalkit -------------------------------------------------------------
+
+EMBEDDED_DIR = Path(__file__).resolve().with_name("data")
+BOOK_INSTRUCTION_DATA = "book-ch07/instruction-data.json"
+BOOK_RESPONSES = "book-ch07/instruction-data-with-response.json"
+GPT2_VOCAB = "gpt2/vocab.json.gz"
+GPT2_MERGES = "gpt2/merges.txt.gz"
+MMLU_SUBSET = "mmlu/test.jsonl"
+
+
+@lru_cache(maxsize=1)
+def embedded_manifest() -> dict[str, dict]:
+    """``{path: entry}`` from ``evalkit/data/manifest.json`` (source, licence, sha256 per file)."""
+    doc = json.loads((EMBEDDED_DIR / "manifest.json").read_text(encoding="utf-8"))
+    return {entry["path"]: entry for entry in doc["files"]}
+
+
+@lru_cache(maxsize=16)
+def embedded_file(name: str) -> Path:
+    """A shipped file as a plain local path, checked against the manifest's sha256.
+
+    Compressed files (``compression: gzip``) are unpacked once into evalkit's cache folder, so
+    callers (tiktoken, ``transformers``, lm-eval) read ordinary files.
+    """
+    entry = embedded_manifest().get(name)
+    if entry is None:
+        raise EvalkitError(f"{name}: not a file shipped with evalkit (see {EMBEDDED_DIR / 'manifest.json'})")
+    packed = EMBEDDED_DIR / name
+    if not packed.is_file() or _sha256_file(packed) != entry["sha256"]:
+        raise EvalkitError(f"{packed}: missing or damaged (sha256 differs from the manifest); reinstall evalkit")
+    if entry.get("compression") != "gzip":
+        return packed
+    content_sha = entry["content_sha256"]
+    target = _unpack_dir() / content_sha[:16] / Path(name).name.removesuffix(".gz")
+    if target.is_file() and _sha256_file(target) == content_sha:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
+    with gzip.open(packed, "rb") as src, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    if _sha256_file(tmp) != content_sha:
+        tmp.unlink(missing_ok=True)
+        raise EvalkitError(f"{packed}: unpacks to a file whose sha256 differs from the manifest; reinstall evalkit")
+    os.replace(tmp, target)  # atomic: concurrent processes unpack the same bytes
+    return target
+
+
+def _unpack_dir() -> Path:
+    """evalkit's cache folder, or a temporary one where the home folder is not writable."""
+    folder = cache_dir() / "embedded"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    except OSError:
+        return Path(tempfile.gettempdir()) / f"evalkit-embedded-{os.getuid() if hasattr(os, 'getuid') else 0}"
+
+
+def embedded_gpt2_files() -> tuple[Path, Path]:
+    """``(vocab.json, merges.txt)``: GPT-2's BPE files shipped with evalkit."""
+    return embedded_file(GPT2_VOCAB), embedded_file(GPT2_MERGES)
+
+
 # -- tokenizer ------------------------------------------------------------------------------
 
 
@@ -46,6 +115,10 @@ def _tiktoken_cache_file(url: str) -> Path | None:
     folder = folder or os.path.join(tempfile.gettempdir(), "data-gym-cache")
     path = Path(folder) / hashlib.sha1(url.encode()).hexdigest()
     return path if path.is_file() else None
+
+
+def _tiktoken_gpt2_cached() -> bool:
+    return _tiktoken_cache_file(GPT2_ENCODER_URL) is not None and _tiktoken_cache_file(GPT2_VOCAB_BPE_URL) is not None
 
 
 def _encoding_from_files(vocab_json: Path, merges_txt: Path, name: str):
@@ -68,8 +141,9 @@ def _encoding_from_files(vocab_json: Path, merges_txt: Path, name: str):
 def get_tokenizer(spec: str | None = None):
     """A tiktoken ``Encoding`` for GPT-2.
 
-    ``spec`` is ``None``/``"gpt2"`` (tiktoken's encoding, downloaded or from
-    ``TIKTOKEN_CACHE_DIR``) or a directory holding ``vocab.json`` and ``merges.txt``.
+    ``spec`` is ``None``/``"gpt2"`` (tiktoken's encoding from ``TIKTOKEN_CACHE_DIR`` when it
+    holds the files, else the same encoding built from the files shipped with evalkit) or a
+    directory holding ``vocab.json`` and ``merges.txt``.
     """
     if spec not in (None, "gpt2"):
         folder = Path(spec)
@@ -80,31 +154,27 @@ def get_tokenizer(spec: str | None = None):
                 "and not the name 'gpt2'"
             )
         return _encoding_from_files(vocab, merges, name=f"gpt2@{folder}")
+    if not _tiktoken_gpt2_cached():
+        # the shipped files are byte-identical to tiktoken's (same sha256): no download needed
+        return _encoding_from_files(*embedded_gpt2_files(), name="gpt2")
     import tiktoken
 
     try:
         return tiktoken.get_encoding("gpt2")
-    except Exception as exc:  # requests' ConnectionError, SSL errors, proxies: all mean "no download"
-        raise EvalkitError(
-            f"could not load tiktoken's 'gpt2' encoding: its download failed ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:160] if str(exc) else 'no detail'}). Set TIKTOKEN_CACHE_DIR to a "
-            "folder holding tiktoken's cached gpt2 files, or pass a tokenizer directory with vocab.json and merges.txt"
-        ) from exc
+    except Exception:  # noqa: BLE001 - a damaged cache (tiktoken re-downloads, which may fail offline)
+        return _encoding_from_files(*embedded_gpt2_files(), name="gpt2")
 
 
 def gpt2_tokenizer_files(spec: str | None = None) -> tuple[Path, Path]:
     """``(vocab.json, merges.txt)`` paths for the GPT-2 BPE, to save a Hugging Face tokenizer
-    beside a checkpoint without the hub: from a tokenizer directory or tiktoken's cache."""
+    beside a checkpoint without the hub: from a tokenizer directory, tiktoken's cache or the
+    copies shipped with evalkit."""
     if spec not in (None, "gpt2"):
         get_tokenizer(spec)  # validates the folder
         return Path(spec) / "vocab.json", Path(spec) / "merges.txt"
-    get_tokenizer(None)  # downloads into the cache if it can, or says why not
     encoder, bpe = _tiktoken_cache_file(GPT2_ENCODER_URL), _tiktoken_cache_file(GPT2_VOCAB_BPE_URL)
     if encoder is None or bpe is None:
-        raise EvalkitError(
-            "tiktoken's gpt2 files are not in its cache folder; set TIKTOKEN_CACHE_DIR to a writable folder "
-            "(tiktoken then caches them there) or pass a tokenizer directory with vocab.json and merges.txt"
-        )
+        return embedded_gpt2_files()
     return encoder, bpe
 
 

@@ -28,7 +28,8 @@ from evalkit.output import FORMATS, print_rows
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False) or "default:" in (action.help or ""):
+        # identity, not ==: a default of 0 (== False) is shown; None and store_true's False are not
+        if action.default is None or action.default is False or "default:" in (action.help or ""):
             text = action.help
         else:
             text = super()._get_help_string(action)
@@ -70,11 +71,29 @@ def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def open_store(args: argparse.Namespace, *, read_only: bool = False):
-    """``read_only`` for commands that only read: the store is never created or changed."""
+def open_store(args: argparse.Namespace, *, read_only: bool = False, must_exist: bool | None = None):
+    """The command's results store. ``read_only``: never created or changed. A command that needs
+    results already stored (``must_exist``, every read-only one) never creates a store: where
+    none exists it stops and names the stores nearby (``evalkit.store_location``)."""
     from evalkit.store import ResultsStore, default_store_path
 
-    return ResultsStore(getattr(args, "store", None) or default_store_path(), read_only=read_only)
+    path = getattr(args, "store", None) or default_store_path()
+    if read_only if must_exist is None else must_exist:
+        from evalkit.store_location import require_store
+
+        require_store(path)
+    return ResultsStore(path, read_only=read_only)
+
+
+def _finished_ids(store, kind: str) -> set[str]:
+    return {r.id for r in store.list_runs(kind=kind, status="done")}
+
+
+def _say_if_reused(run_id: str | None, before: set[str], what: str) -> None:
+    """Commands reuse a finished run with the same inputs instead of storing a duplicate; say so."""
+    if run_id in before:
+        print(f"reused finished run {run_id}: {what} were stored before with the same inputs; nothing new was added",
+              file=sys.stderr)
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -104,9 +123,14 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
         print_rows([], "json", json_value=[r.as_dict() for r in records])
     else:
         rows = _runs_rows(records)
+        columns = ["id", "kind", "model", "status", "created_at", "metric"]
         if args.format == "table":  # minutes are enough on a screen; csv keeps the full timestamp
             rows = [{**row, "created_at": row["created_at"][:16].replace("T", " ")} for row in rows]
-        print_rows(rows, args.format, columns=["id", "kind", "model", "status", "created_at", "metric"], title="runs")
+            from evalkit.output import console
+
+            if console().width < 120:  # a run id begins with its kind and creation time: room for the rest
+                columns = ["id", "model", "status", "metric"]
+        print_rows(rows, args.format, columns=columns, title="runs")
     return 0
 
 
@@ -153,7 +177,7 @@ def cmd_runs_import(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_delete(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    with open_store(args, must_exist=True) as store:
         deleted = store.delete_run(args.run_id, force=args.force)
     print(f"deleted {deleted}", file=sys.stderr)
     return 0
@@ -214,9 +238,11 @@ def cmd_import_responses(args: argparse.Namespace) -> int:
     from evalkit.interop.responses import import_responses
 
     with open_store(args) as store:
+        before = _finished_ids(store, "generate")
         run_id = import_responses(store, args.file, name=args.name)
         field = store.get_run(run_id, with_metrics=False).config["response_field"]
     print(f"responses read from field {field!r}", file=sys.stderr)
+    _say_if_reused(run_id, before, "these responses")
     print(run_id)
     return 0
 
@@ -225,7 +251,9 @@ def cmd_import_alpaca_eval(args: argparse.Namespace) -> int:
     from evalkit.interop.alpaca_eval import import_annotations
 
     with open_store(args) as store:
+        before = _finished_ids(store, "judge-pairwise")
         run_id = import_annotations(store, args.file, name=args.name)
+    _say_if_reused(run_id, before, "these annotations")
     print(run_id)
     return 0
 
@@ -234,7 +262,9 @@ def cmd_import_lm_eval(args: argparse.Namespace) -> int:
     from evalkit.interop.lm_eval_format import import_results
 
     with open_store(args) as store:
+        before = _finished_ids(store, "mmlu")
         run_id = import_results(store, args.file, name=args.name)
+    _say_if_reused(run_id, before, "these results")
     print(run_id)
     return 0
 
@@ -243,7 +273,9 @@ def cmd_import_arena(args: argparse.Namespace) -> int:
     from evalkit.interop.arena import import_battles
 
     with open_store(args) as store:
+        before = _finished_ids(store, "human")
         run_id = import_battles(store, args.file, name=args.name)
+    _say_if_reused(run_id, before, "these battles")
     print(run_id)
     return 0
 
@@ -283,7 +315,7 @@ def _add_import_sources(imp_sub: argparse._SubParsersAction, parent: argparse.Ar
 def cmd_finetune(args: argparse.Namespace) -> int:
     from finetune import train
 
-    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "store", "verbose", "no_progress", "method", "ref_model", "beta")}
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "store", "verbose", "no_progress", "format", "method", "ref_model", "beta")}
     if args.method == "dpo":
         from finetune.dpo import train_dpo as train
 
@@ -291,9 +323,25 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     elif args.ref_model is not None:
         raise EvalkitError("--ref-model is for --method dpo")
     with open_store(args) as store:
+        before = _finished_ids(store, "finetune")
         result = train(**options, store=store, progress=not args.no_progress)
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
-        print(json.dumps(result.summary()))
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, one summary
+        return 0
+    _say_if_reused(result.run_id, before, "this fine-tune's weights and losses")
+    summary = result.summary()
+    if args.format == "json":
+        print(json.dumps(summary))
+        return 0
+    loss = " ".join(f"{name} {value:.3f}" for name, value in (("train loss", result.train_loss), ("val loss", result.val_loss))
+                    if value is not None)
+    speed = f", {result.tokens_per_second:,.0f} tokens/s" if result.tokens_per_second else ""
+    print(f"fine-tuned model: {result.out_dir} (run {result.run_id})")
+    print(f"  {result.steps} steps, {result.tokens_seen:,} tokens seen{speed}; {loss}; {result.precision}")
+    if summary.get("trainable_fraction") is not None and summary["trainable_fraction"] < 1:
+        print(f"  LoRA: {summary['trainable_params']:,} trainable parameters ({summary['trainable_fraction']:.2%}), "
+              f"optimizer state {summary['optimizer_state_mib']:.1f} MiB")
+    print(f"next: evalkit generate --model {result.out_dir}   (responses to the test split)")
+    print(f"      evalkit mmlu --model {result.out_dir} --limit 20   then `evalkit leaderboard`")
     return 0
 
 
@@ -315,14 +363,18 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from evalkit.generate_run import responses_for_split
 
     with open_store(args) as store:
+        before = _finished_ids(store, "generate")
         run_id, records, out = responses_for_split(
             args.model, store=store, out=args.out, data=args.data, split=args.split, style=args.style,
             eval_set=args.eval_set, skip_invalid=args.skip_invalid, max_new_tokens=args.max_new_tokens,
             batch_size=args.batch_size, temperature=args.temperature, top_k=args.top_k, seed=args.seed,
             device=args.device, precision=args.precision, model_name=args.name, progress=not args.no_progress,
         )
+    _say_if_reused(run_id, before, "these responses")
     print(run_id)
     print(f"{len(records)} responses" + (f" in {out}" if out else "") + f" (run {run_id})", file=sys.stderr)
+    print(f"next: evalkit runs show {run_id}; `evalkit pairs export --runs {run_id},OTHER_RUN --out rating` "
+          "to have people compare it with another model", file=sys.stderr)
     return 0
 
 
@@ -336,10 +388,10 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--model-size", choices=list(MODEL_SIZES), help="architecture for --init random (default: --model)")
     p.add_argument("--data", help="JSON/JSONL file or URL of instruction records (default: the book's instruction data)")
     p.add_argument("--style", default="alpaca", help="prompt style: alpaca, phi3 or a JSON template file")
-    p.add_argument("--epochs", type=positive_int, default=2)
+    p.add_argument("--epochs", type=positive_int, default=2, help="passes over the training split (the book's)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="records per batch (split across processes under torchrun)")
-    p.add_argument("--lr", type=positive_float, default=5e-5, help="peak learning rate")
-    p.add_argument("--weight-decay", type=nonneg_float, default=0.1, help="AdamW weight decay")
+    p.add_argument("--lr", type=positive_float, default=5e-5, help="peak learning rate (the book's; a random init wants ~1e-3)")
+    p.add_argument("--weight-decay", type=nonneg_float, default=0.1, help="AdamW weight decay (the book's)")
     p.add_argument("--max-length", type=int_range(2), default=1024, help="truncate batches to this many tokens (at most the model's context)")
     p.add_argument("--mask-instruction", action="store_true", help="no loss on the prompt's tokens (the book's exercise 7.2)")
     p.add_argument("--bucket", action="store_true", help="batch records of similar length (less padding)")
@@ -367,6 +419,7 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", type=output_folder, required=True, help="output directory (a Hugging Face checkpoint)")
     _add_finetune_methods(p)
+    _add_format(p, choices=("table", "json"))
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("generate", parents=[parent], help="generate responses (batched, KV cache) into the store and a JSONL file")
@@ -428,7 +481,11 @@ def cmd_mmlu(args: argparse.Namespace) -> int:
     title = f"MMLU: {result.model} (run {result.run_id})"
     json_value = {"run_id": result.run_id, "model": result.model, "lm_eval_results": result.results_file, "rows": result.rows}
     print_rows(result.rows, args.format, columns=["level", "name", "category", "acc", "stderr", "n"], title=title, json_value=json_value)
-    print(f"stored run {result.run_id}; lm-eval's results JSON: {result.results_file}", file=sys.stderr)
+    if result.reused:
+        print(f"reused finished run {result.run_id} (same model weights, data and settings): nothing recomputed; "
+              "`evalkit runs delete` it to measure again", file=sys.stderr)
+    else:
+        print(f"stored run {result.run_id}; lm-eval's results JSON: {result.results_file}", file=sys.stderr)
     return 0
 
 
@@ -627,7 +684,7 @@ def cmd_arena(args: argparse.Namespace) -> int:
     from evalkit.human.arena import run_arena
     from evalkit.human.show import bootstrap_progress, print_arena
 
-    with open_store(args) as store, bootstrap_progress(args.bootstrap) as progress:
+    with open_store(args, must_exist=True) as store, bootstrap_progress(args.bootstrap) as progress:
         result = run_arena(store, human_runs=args.runs, include_judge=args.include_judge or (),
                            rounds=args.bootstrap, seed=args.seed, progress=progress, n_jobs=args.jobs)
     print_arena(result, args.format)
@@ -696,7 +753,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     runs, include_unfinished = _report_runs(args)
     with open_store(args, read_only=True) as store:
         out = render_report(store, args.out, runs=runs, title=args.title, include_unfinished=include_unfinished)
-    print(f"wrote {out}")
+    print(f"wrote {out}: open {Path(out).resolve().as_uri()} in a browser")
     return 0
 
 
@@ -716,7 +773,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     options = DemoOptions(
         out=args.out, offline=args.offline, data=args.data, mmlu_data=args.mmlu_data, tokenizer=args.tokenizer,
-        base_model=args.base_model, epochs=args.epochs, max_records=args.max_records, mmlu_subjects=_csv_list(args.mmlu_subjects),
+        base_model=args.base_model, epochs=args.epochs, max_records=args.max_records, n_test=args.n_test,
+        mmlu_subjects=_csv_list(args.mmlu_subjects),
         mmlu_limit=args.mmlu_limit, judge_model=args.judge_model, store=getattr(args, "store", None),
     )
     run_demo(options)
@@ -732,7 +790,7 @@ def _add_report(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
     p = sub.add_parser("report", parents=[parent], help="render a self-contained HTML leaderboard with provenance, charts and items")
     runs_options(p)
     p.add_argument("--title", help="page title (default: evalkit leaderboard)")
-    p.add_argument("--out", type=output_file, default=Path("reports/leaderboard.html"), help="HTML file to write")
+    p.add_argument("--out", type=output_file, default=Path("evalkit-report.html"), help="HTML file to write (in the working directory unless a path is given)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("leaderboard", parents=[parent], help="the leaderboard in the terminal or as JSON, CSV or Markdown")
@@ -743,15 +801,28 @@ def _add_report(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
 
     from evalkit.demo import DEFAULTS
 
-    p = sub.add_parser("demo", parents=[parent], help="the whole job end to end on defaults: fine-tune, generate, MMLU, judge, rating bundle, report")
-    p.add_argument("--out", type=output_folder, default=DEFAULTS.out, help="folder for everything the demo writes, its results store (evalkit.db) included unless --store is given")
-    p.add_argument("--offline", action="store_true", help="use only local assets: a randomly initialised GPT-2, local tokenizer and data")
-    p.add_argument("--data", help="instruction data (JSON); default: ../shared/data/book-ch07/instruction-data.json when present, else the book's URL")
-    p.add_argument("--mmlu-data", help="MMLU data: a folder holding test.jsonl (cais/mmlu fields) or that file; default: ../shared/data/mmlu when present, else the hub")
-    p.add_argument("--tokenizer", help="GPT-2 tokenizer: 'gpt2' (tiktoken, TIKTOKEN_CACHE_DIR) or a folder with vocab.json and merges.txt")
+    p = sub.add_parser(
+        "demo", parents=[parent],
+        help="the whole job end to end on defaults: fine-tune, generate, MMLU, judge, rating bundle, report",
+        description="Run the whole job on defaults, on a laptop CPU, in a few minutes: fine-tune a small GPT-2 on the "
+        "book's chapter 7 data, generate responses to the book's test split, import the book's own fine-tuned "
+        "GPT-2 medium responses as a model to compare with, MMLU on four subjects, an LLM judge when Ollama "
+        "answers, a blind rating bundle and an HTML report. Everything it needs ships with evalkit: no network, "
+        "no environment. Without the Hugging Face Hub the demo's own models start from random weights (it says "
+        "so). Results go to the results store every other command reads (--store); running it again reuses "
+        "every finished step.",
+    )
+    p.add_argument("--out", type=output_folder, default=DEFAULTS.out, help="folder for the files the demo writes: checkpoints, rating bundle, report")
+    p.add_argument("--offline", action="store_true", help="do not try the Hugging Face Hub: the demo's models start from random weights")
+    p.add_argument("--data", help="instruction data (JSON/JSONL file or URL; default: the book's chapter 7 data, shipped with evalkit)")
+    p.add_argument("--mmlu-data", help="MMLU data: a folder holding test.jsonl (cais/mmlu fields) or that file "
+                   "(default: the four subjects shipped with evalkit; other subjects: the hub's cais/mmlu)")
+    p.add_argument("--tokenizer", help="GPT-2 tokenizer: a folder with vocab.json and merges.txt "
+                   "(default: gpt2, from tiktoken's cache or the BPE files shipped with evalkit)")
     p.add_argument("--base-model", default=DEFAULTS.base_model, help="model to fine-tune (hub id or folder); ignored with --offline")
     p.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs, help="fine-tuning epochs")
-    p.add_argument("--max-records", type=nonneg_int, default=DEFAULTS.max_records, help="use the first N instruction records (0: all)")
+    p.add_argument("--max-records", type=nonneg_int, default=DEFAULTS.max_records, help="fine-tune on the first N instruction records (0: all)")
+    p.add_argument("--n-test", type=nonneg_int, default=DEFAULTS.n_test, help="answer the first N records of the book's 110-record test split (0: all)")
     p.add_argument("--mmlu-subjects", default=",".join(DEFAULTS.mmlu_subjects), help="MMLU subjects to run")
     p.add_argument("--mmlu-limit", type=positive_int, default=DEFAULTS.mmlu_limit, help="questions per MMLU subject")
     p.add_argument("--judge-model", default=DEFAULTS.judge_model, help="Ollama model that judges (when a server answers at OLLAMA_HOST)")

@@ -170,8 +170,10 @@ def _load_model(text: str, dropout: float | None, book_base):
             reason = str(exc).strip().split("\n")[0][:300] or type(exc).__name__
             raise EvalkitError(f"{text}: could not load the checkpoint ({reason})") from exc
     else:
+        from evalkit.hub import hub_load_kwargs
+
         try:
-            model = GPT2LMHeadModel.from_pretrained(text, **kwargs)
+            model = GPT2LMHeadModel.from_pretrained(text, **kwargs, **hub_load_kwargs())
         except OSError as exc:
             raise EvalkitError(
                 f"could not load {text!r} from the Hugging Face Hub ({str(exc).splitlines()[0][:200]}). "

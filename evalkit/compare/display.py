@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from evalkit.output import console, to_csv
+from evalkit.output import console, fit_words, to_csv
 
 # The contract of `evalkit compare --format json|csv`: these keys first, in this order.
 CONTRACT_KEYS = ("mode", "a", "b", "diff", "ci_low", "ci_high", "p_value", "p_holm", "n", "verdict")
@@ -63,10 +63,10 @@ def print_table(rows: list[dict[str, Any]], model_a: str, model_b: str) -> None:
     alpha = rows[0].get("alpha", 0.05) if rows else 0.05
     level = round((1 - alpha) * 100, 6)
     table = Table(title=Text(f"A = {model_a}   vs   B = {model_b}"), title_justify="left")
-    table.add_column(Text("mode"), overflow="fold")
+    table.add_column(Text("mode"))
     for name in ("A", "B", "B - A", f"{level:g}% CI", "p", "p (Holm)", "n"):
         table.add_column(Text(name), justify="right")
-    table.add_column(Text("verdict"), overflow="fold")
+    table.add_column(Text("verdict"))
     notes: list[str] = []
     for row in rows:
         detail = row.get("detail") or {}
@@ -97,7 +97,7 @@ def print_table(rows: list[dict[str, Any]], model_a: str, model_b: str) -> None:
     out = console()
     if not out.is_terminal:
         out.width = 150  # a file or pipe has no width to fit; rich would assume 80 and fold every column
-    out.print(table)
+    out.print(fit_words(table))
     # notes are prose: let the terminal wrap them, so a pipe or file gets whole lines
     for note in notes:
         out.print(Text(f"* {note}"), soft_wrap=True)

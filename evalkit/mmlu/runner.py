@@ -39,6 +39,31 @@ class MmluResult:
     seconds: float = 0.0  # in lm_eval.simple_evaluate
     requests: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # prepare, model_load, evaluate, store (seconds)
+    reused: bool = False  # a finished run with the same model (weights), data and settings, returned as is
+
+
+def _require_hub_data() -> None:
+    """Without --data the questions come from the hub: when it is out of reach, say so at once."""
+    from evalkit.hub import hub_offline_by_env, hub_reachable
+
+    if hub_reachable():
+        return
+    from evalkit.assets import MMLU_SUBSET, embedded_file
+
+    why = "HF_HUB_OFFLINE is set" if hub_offline_by_env() else "no connection"
+    raise EvalkitError(
+        f"could not load lm-eval's MMLU data set {HUB_DATASET} from the Hugging Face Hub: it cannot be reached "
+        f"({why}); pass --data DIR (test.jsonl laid out like cais/mmlu). evalkit ships four subjects "
+        f"(high_school_computer_science, philosophy, sociology, nutrition): --data {embedded_file(MMLU_SUBSET).parent}"
+    )
+
+
+def _reused_result(store: ResultsStore, record, catalog: MmluCatalog) -> MmluResult:
+    out = store.run_dir(record.id)
+    written = sorted(out.rglob("results_*.json"))
+    return MmluResult(run_id=record.id, model=record.model, metrics=record.metrics,
+                      rows=summary_rows(record.metrics, catalog), results_file=written[-1] if written else None,
+                      sample_files=sorted(out.rglob("samples_*.jsonl")), reused=True)
 
 
 def task_manager(task_set: TaskSet, metadata: dict[str, Any] | None = None):
@@ -165,30 +190,35 @@ def run_mmlu(
     if not (batch_size == "auto" or (isinstance(batch_size, int) and batch_size >= 1)):
         raise EvalkitError(f"--batch-size must be 'auto' or a positive integer, got {batch_size!r}")
     started = time.perf_counter()
+    if data is None:
+        _require_hub_data()
     extra_args = parse_model_args(model_args)
     precision, precision_args = precision_model_args(precision, extra_args)
     load_args = {**extra_args, **precision_args}
     catalog = load_catalog()
     task_set, data_config = select_tasks(catalog, subjects=subjects, categories=categories, data=data, num_fewshot=num_fewshot)
     source: ModelSource = resolve_model(model, store=store)
+    config = {  # what makes two runs' numbers comparable (and what an unfinished run is resumed by)
+        "eval_set": "mmlu",
+        "data": data_config,
+        "subjects": sorted(s.name for s in task_set.subjects),
+        "num_fewshot": num_fewshot,
+        "limit": limit,
+        "backend": backend,
+        "model_args": extra_args,
+        "precision": precision,
+        "template_hash": catalog.template_hash,
+        "lm_eval_version": catalog.lm_eval_version,
+    }
+    finished = store.find_run("mmlu", source.name, config)
+    if finished is not None and finished.model_hash == source.sha256:
+        return _reused_result(store, finished, catalog)  # the same model, data and settings: nothing to recompute
     with env_report_in_background():
         with quiet_library_bars() if progress else contextlib.nullcontext():
             manager, loaded = load_tasks(task_set, hub=data is None, metadata={"pretrained": source.pretrained, **extra_args})
             timings = {"prepare": time.perf_counter() - started}
             lm = build_lm(source, backend=backend, model_args=load_args, batch_size=batch_size, device=device)
             timings["model_load"] = time.perf_counter() - started - timings["prepare"]
-        config = {  # what makes two runs' numbers comparable (and what an unfinished run is resumed by)
-            "eval_set": "mmlu",
-            "data": data_config,
-            "subjects": sorted(s.name for s in task_set.subjects),
-            "num_fewshot": num_fewshot,
-            "limit": limit,
-            "backend": backend,
-            "model_args": extra_args,
-            "precision": precision,
-            "template_hash": catalog.template_hash,
-            "lm_eval_version": catalog.lm_eval_version,
-        }
         result = _evaluate(store, lm, source, manager, loaded, config, cache=cache, progress=progress, catalog=catalog)
     result.timings = {**timings, "evaluate": result.seconds, "store": result.timings["store"]}
     return result

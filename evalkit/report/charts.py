@@ -3,6 +3,10 @@
 Text stays text in the SVG (``svg.fonttype: none``), so charts are small, searchable and
 printable; math text parsing is off because model names are untrusted and may contain ``$``.
 Each chart's element ids get a unique prefix so several charts can live in one HTML page.
+
+Charts are drawn at the size they are shown (about 450 px wide, one column of the page's chart
+grid) with every text in one size, the page's (14 px = 10.5 pt), and the SVG keeps its natural
+width: scaling a wide figure down to its box shrank its labels to about 7 px.
 """
 
 from __future__ import annotations
@@ -24,7 +28,12 @@ _RC = {
     "svg.hashsalt": "evalkit-report",
     "text.parse_math": False,
     "font.family": "sans-serif",
-    "font.size": 9,
+    "font.size": 10.5,  # points: 14 px, the page's text size
+    "legend.fontsize": 10.5,
+    "axes.titlesize": 10.5,
+    "axes.labelsize": 10.5,
+    "xtick.labelsize": 10.5,
+    "ytick.labelsize": 10.5,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.grid": True,
@@ -45,12 +54,17 @@ def _svg(fig: Figure, prefix: str, label: str) -> str:
     text = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', text)
     text = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", text)
     text = re.sub(r'xlink:href="#([^"]+)"', lambda m: f'xlink:href="#{prefix}-{m.group(1)}"', text)
-    text = re.sub(r'(<svg\b[^>]*?)\swidth="[^"]*"\sheight="[^"]*"', r'\1 class="chart"', text, count=1)
+    # natural width in CSS pixels (matplotlib writes points); CSS only ever shrinks it (max-width)
+    text = re.sub(r'(<svg\b[^>]*?)\swidth="([\d.]+)pt"\sheight="[^"]*"',
+                  lambda m: f'{m.group(1)} class="chart" width="{float(m.group(2)) * 4 / 3:.0f}"', text, count=1)
     label = label.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
     return text.replace("<svg ", f'<svg role="img" aria-label="{label}" ', 1)
 
 
-def _figure(n_rows: int, width: float = 7.0) -> Figure:
+CHART_WIDTH = 4.6  # inches: about 440 px, one column of the report's chart grid
+
+
+def _figure(n_rows: int, width: float = CHART_WIDTH) -> Figure:
     with rc_context(_RC):
         return Figure(figsize=(width, max(1.6, 0.32 * n_rows + 0.9)))
 
@@ -89,7 +103,7 @@ def interval_chart(
         ax.set_yticks(ys, [_label(r, key, mixed) for r in shown])
         ax.set_xlabel(xlabel)
         ax.set_title(title + ("  (⚠ setups differ: compare within a letter only)" if mixed else ""), loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.18 - 0.6 / max(1, len(shown))), fontsize=8, frameon=False, ncols=2)
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.18 - 0.6 / max(1, len(shown))), frameon=False, ncols=1)
         return _svg(fig, prefix, title)
 
 
@@ -113,7 +127,7 @@ def mmlu_chart(rows: Sequence[dict[str, Any]], *, prefix: str, mixed: bool = Fal
         ax.set_xlabel("accuracy, % (± 1 s.e.)")
         ax.set_xlim(0, 100)
         ax.set_title("MMLU by category" + ("  (⚠ setups differ)" if mixed else ""), loc="left")
-        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.12 - 0.5 / len(shown)), fontsize=7, frameon=False, ncols=3)
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.12 - 0.5 / len(shown)), frameon=False, ncols=3)
         return _svg(fig, prefix, "MMLU accuracy by category")
 
 
@@ -122,10 +136,10 @@ def loss_chart(curves: Sequence[tuple[str, list[dict[str, Any]]]], *, prefix: st
     curves = [(label, pts) for label, pts in curves if pts]
     if not curves:
         return None
-    cols = min(2, len(curves))
+    cols = 1  # one curve under another: side by side would be shrunk to the chart's box
     nrows = math.ceil(len(curves) / cols)
     with rc_context(_RC):
-        fig = Figure(figsize=(3.6 * cols, 2.6 * nrows))
+        fig = Figure(figsize=(CHART_WIDTH, 2.8 * nrows))
         for i, (label, points) in enumerate(curves):
             ax = fig.add_subplot(nrows, cols, i + 1)
             xkey = "tokens_seen" if all(p.get("tokens_seen") is not None for p in points) else "step"
@@ -135,7 +149,7 @@ def loss_chart(curves: Sequence[tuple[str, list[dict[str, Any]]]], *, prefix: st
                     ax.plot([x for x, _ in pts], [y for _, y in pts], "-o", ms=2.5, color=colour, label=name)
             ax.set_xlabel("tokens seen" if xkey == "tokens_seen" else "step")
             ax.set_ylabel("loss")
-            ax.set_title(label, loc="left", fontsize=8)
-            ax.legend(fontsize=7, frameon=False)
+            ax.set_title(label, loc="left")
+            ax.legend(frameon=False)
         fig.tight_layout()
         return _svg(fig, prefix, "training and validation loss")

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
-from evalkit.output import console, to_csv
+from evalkit.output import console, fit_words, to_csv
 from evalkit.report.leaderboard import STAR_LEGEND, build_leaderboard, text_table, to_markdown
 from evalkit.store import ResultsStore
 
@@ -18,10 +18,10 @@ def _rich_table(board) -> Table:
     headers, rows = text_table(board)
     table = Table(title="evalkit leaderboard", show_lines=False)
     for h in headers:
-        table.add_column(Text(h), overflow="fold", justify="left" if h == "model" else "right")
+        table.add_column(Text(h), justify="left" if h == "model" else "right")
     for row in rows:
         table.add_row(*(Text(row.get(h, "-")) for h in headers))  # Text: model names are not markup
-    return table
+    return fit_words(table)
 
 
 def write_leaderboard(

@@ -70,7 +70,7 @@ def test_skip_invalid_counts_and_keeps_the_rest(tmp_path):
             load_records(empty, skip_invalid=True)
 
 
-def test_missing_file_and_offline_default_url_are_clear_errors(tmp_path, monkeypatch):
+def test_missing_file_is_a_clear_error_and_the_default_works_offline(tmp_path, monkeypatch, book_data_file):
     with pytest.raises(EvalkitError, match="absent.json: no such file"):
         load_records(tmp_path / "absent.json")
     monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path / "cache"))
@@ -81,7 +81,9 @@ def test_missing_file_and_offline_default_url_are_clear_errors(tmp_path, monkeyp
 
     monkeypatch.setattr(evalkit.assets.urllib.request, "urlopen", offline)
     with pytest.raises(EvalkitError, match="could not download .*instruction-data.json"):
-        load_records(None)
+        load_records(BOOK_DATA_URL)
+    # the default is the copy of the book's file shipped with evalkit: no download
+    assert load_records(None) == load_records(book_data_file)
     assert BOOK_DATA_URL.endswith("/ch07/01_main-chapter-code/instruction-data.json")
 
 

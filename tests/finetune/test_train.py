@@ -39,7 +39,7 @@ def _assert_same_weights(a, b, atol=0.0):
 
 
 def _cli_args(settings: dict, data, out) -> list[str]:
-    args = ["finetune", "--data", str(data), "--out", str(out), "--no-progress"]
+    args = ["finetune", "--data", str(data), "--out", str(out), "--no-progress", "--format", "json"]
     flags = {"model": "--model", "init": "--init", "limit": "--limit", "batch_size": "--batch-size", "max_length": "--max-length",
              "epochs": "--epochs", "max_steps": "--max-steps", "eval_every": "--eval-every", "eval_batches": "--eval-batches",
              "save_every": "--save-every", "dropout": "--dropout", "precision": "--precision"}

@@ -8,8 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.assets import get_tokenizer, resolve_data, save_hf_tokenizer
+from evalkit.assets import (
+    BOOK_INSTRUCTION_DATA,
+    BOOK_RESPONSES,
+    EMBEDDED_DIR,
+    GPT2_MERGES,
+    GPT2_VOCAB,
+    MMLU_SUBSET,
+    embedded_file,
+    embedded_manifest,
+    get_tokenizer,
+    gpt2_tokenizer_files,
+    resolve_data,
+    save_hf_tokenizer,
+)
 from evalkit.errors import EvalkitError
+from tests.conftest import shared_path
 
 
 def test_tiktoken_gpt2_from_cache_gives_book_token_ids(tiktoken_gpt2):
@@ -29,26 +43,88 @@ def test_tokenizer_directory_gives_same_ids_as_tiktoken(gpt2_tokenizer_dir, tikt
     assert from_dir.eot_token == 50256
 
 
-def test_missing_tiktoken_download_names_the_variable(tmp_path, monkeypatch):
-    import requests
+def test_empty_tiktoken_cache_and_no_network_use_the_shipped_bpe_files(tmp_path, monkeypatch, tiktoken_gpt2):
+    """No TIKTOKEN cache and no network: the gpt2 encoding is built from the files shipped with
+    evalkit, with exactly tiktoken's ids, and nothing is downloaded."""
     import tiktoken.load
-    import tiktoken.registry
 
-    def no_network(url):
-        raise requests.exceptions.ConnectionError(f"Failed to resolve host for {url}")
+    read_local = tiktoken.load.read_file
+
+    def no_network(path):
+        assert not str(path).startswith(("http://", "https://")), f"tried to download {path}"
+        return read_local(path)
 
     get_tokenizer.cache_clear()
-    monkeypatch.setattr(tiktoken.registry, "ENCODINGS", {})  # forget the already-loaded encoding
     monkeypatch.setattr(tiktoken.load, "read_file", no_network)
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path / "evalkit-cache"))
+    embedded_file.cache_clear()
     try:
-        with pytest.raises(EvalkitError) as exc:
-            get_tokenizer("gpt2")
+        enc = get_tokenizer("gpt2")
+        vocab, merges = gpt2_tokenizer_files(None)
     finally:
         get_tokenizer.cache_clear()
-    message = str(exc.value)
-    assert "TIKTOKEN_CACHE_DIR" in message and "download failed" in message and "ConnectionError" in message
-    assert "\n" not in message
+        embedded_file.cache_clear()
+    text = "Rewrite the sentence using a simile.\n\n### Input:\nThe car is very fast. ünïcödé 🙂 <|endoftext|>"
+    assert enc.name == "gpt2" and enc.n_vocab == 50257 and enc.eot_token == 50256
+    assert enc.encode(text, allowed_special="all") == tiktoken_gpt2.encode(text, allowed_special="all")
+    assert vocab.parent.parent == tmp_path / "evalkit-cache" / "embedded" and vocab.name == "vocab.json"
+    assert merges.read_bytes() == shared_path("gpt2-tokenizer", "merges.txt").read_bytes()
+    assert vocab.read_bytes() == shared_path("gpt2-tokenizer", "vocab.json").read_bytes()
+
+
+def test_shipped_files_match_the_manifest_and_stay_small():
+    """Every file under evalkit/data is in the manifest with source, licence and sha256; the
+    sha256s (and, for gzip files, the unpacked content's) are right; each file < 1 MiB."""
+    import gzip
+    import hashlib
+
+    manifest = embedded_manifest()
+    on_disk = {p.relative_to(EMBEDDED_DIR).as_posix() for p in EMBEDDED_DIR.rglob("*") if p.is_file()}
+    assert on_disk - {"manifest.json"} == set(manifest)
+    assert {BOOK_INSTRUCTION_DATA, BOOK_RESPONSES, GPT2_VOCAB, GPT2_MERGES, MMLU_SUBSET} == set(manifest)
+    for name, entry in manifest.items():
+        data = (EMBEDDED_DIR / name).read_bytes()
+        assert len(data) == entry["bytes"] < 1 << 20, name
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], name
+        assert entry["source"].startswith("https://") and entry["licence"], name
+        if entry.get("compression") == "gzip":
+            assert hashlib.sha256(gzip.decompress(data)).hexdigest() == entry["content_sha256"], name
+    # tiktoken's own pinned hashes of the two GPT-2 files
+    assert manifest[GPT2_VOCAB]["content_sha256"] == "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"
+    assert manifest[GPT2_MERGES]["content_sha256"] == "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"
+
+
+def test_shipped_files_are_the_staged_public_files():
+    import json
+
+    assert embedded_file(BOOK_INSTRUCTION_DATA).read_bytes() == shared_path("book-ch07", "instruction-data.json").read_bytes()
+    assert embedded_file(BOOK_RESPONSES).read_bytes() == shared_path("book-ch07", "instruction-data-with-response.json").read_bytes()
+    shipped = embedded_file(MMLU_SUBSET).read_text(encoding="utf-8").splitlines()
+    subjects = {json.loads(line)["subject"] for line in shipped}
+    assert subjects == {"high_school_computer_science", "philosophy", "sociology", "nutrition"}
+    full = [line for line in shared_path("mmlu", "test.jsonl").read_text(encoding="utf-8").splitlines()
+            if json.loads(line)["subject"] in subjects]
+    assert shipped == full and len(shipped) == 918
+
+
+def test_damaged_shipped_file_is_a_clear_error(tmp_path, monkeypatch):
+    import shutil
+
+    import evalkit.assets
+
+    copy = tmp_path / "data"
+    shutil.copytree(EMBEDDED_DIR, copy)
+    (copy / BOOK_RESPONSES).write_text("[]")
+    monkeypatch.setattr(evalkit.assets, "EMBEDDED_DIR", copy)
+    embedded_file.cache_clear()
+    try:
+        with pytest.raises(EvalkitError, match="instruction-data-with-response.json: missing or damaged"):
+            embedded_file(BOOK_RESPONSES)
+        with pytest.raises(EvalkitError, match="not a file shipped with evalkit"):
+            embedded_file("nope.json")
+    finally:
+        embedded_file.cache_clear()
 
 
 def test_bad_tokenizer_directory(tmp_path):

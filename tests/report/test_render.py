@@ -176,7 +176,7 @@ def test_report_command(small_store, run_cli, tmp_path):
     rc, stdout, err = run_cli("report", "--out", out, "--title", "T", "--runs", f"{small_store.ids['js1']},{small_store.ids['js2']}",
                               store=small_store.path)
     assert rc == 0, err
-    assert stdout.strip() == f"wrote {out}"
+    assert stdout.strip() == f"wrote {out}: open {out.resolve().as_uri()} in a browser"
     page = Page(out.read_text())
     assert len(page.find("section", **{"class": "run"})) == 2
     rc, _, err = run_cli("report", "--out", out, "--runs", "nope", store=small_store.path)
@@ -208,3 +208,13 @@ def test_comparison_view_embeds_compare_models(rendered):
             assert shown[key] == pytest.approx(row[key]) if isinstance(row[key], float) else shown[key] == row[key], (row["mode"], key)
     judged = [d for d in pair["differing"] if d["mode"] == "judge-score"]
     assert judged and abs(judged[0]["diff"]) == max(abs(d["diff"]) for d in judged)
+
+
+def test_report_without_out_writes_into_the_working_directory(small_store, run_cli, tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    rc, stdout, err = run_cli("report", "--runs", small_store.ids["js1"], store=small_store.path)
+    assert rc == 0, err
+    assert stdout.strip() == f"wrote evalkit-report.html: open {(work / 'evalkit-report.html').as_uri()} in a browser"
+    assert [p.name for p in work.iterdir()] == ["evalkit-report.html"]

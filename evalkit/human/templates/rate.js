@@ -130,6 +130,7 @@
     el("rater-name").textContent = state.rater;
     if (state.index >= pairs.length) {
       el("export-name").textContent = exportName();
+      renderDoneStatus();
       show("done");
       return;
     }
@@ -151,6 +152,22 @@
     show("rate");
     shownAt = Date.now();
     window.scrollTo(0, 0);
+  }
+
+  // the completion state: whether the file the rater last exported holds every rating
+  function renderDoneStatus() {
+    var rated = ratedCount();
+    var exported = state.exported || 0;
+    var box = el("done-status");
+    box.classList.toggle("complete", exported === rated && rated > 0 && !state.changedSinceExport);
+    if (!exported) {
+      box.textContent = "All " + rated + " pairs rated; not exported yet: press Export ratings.";
+    } else if (exported === rated && !state.changedSinceExport) {
+      box.textContent = "✓ Complete: all " + rated + " ratings exported to " + exportName() + ". Send that file to the organiser.";
+    } else {
+      box.textContent = "Your last export held " + exported + " of " + rated + " ratings" +
+        (state.changedSinceExport ? " (some changed since)" : "") + ": export again to send them all.";
+    }
   }
 
   function describe(outcome) {
@@ -193,6 +210,8 @@
       seconds: Math.round((Date.now() - shownAt) / 100) / 10
     };
     state.index += 1;
+    state.changedSinceExport = true;
+    showMessage("");  // an earlier "Exported ..." no longer describes the ratings
     saveState();
     render();
   }
@@ -200,6 +219,7 @@
   function back() {
     if (!state || state.index === 0) return;
     state.index -= 1;
+    showMessage("");
     saveState();
     render();
   }
@@ -233,7 +253,15 @@
     link.click();
     document.body.removeChild(link);
     setTimeout(function () { URL.revokeObjectURL(link.href); }, 10000);
-    showMessage("Exported " + lines.length + " rating(s) to " + link.download + ".");
+    state.exported = lines.length;
+    state.changedSinceExport = false;
+    saveState();
+    if (state.index >= pairs.length) {
+      showMessage("");
+      renderDoneStatus();  // the done view says it, with the count against all ratings
+    } else {
+      showMessage("Exported " + lines.length + " rating(s) to " + link.download + ".");
+    }
   }
 
   // -- wiring ------------------------------------------------------------------------------

@@ -173,8 +173,15 @@
     box.appendChild(el("h4", null, heading));
     if (!item) { box.appendChild(el("p", "empty", "No such item in this model's runs of this kind.")); return box; }
     box.appendChild(field("item id", item._id, true));
-    run.fields.forEach(function (f) { box.appendChild(field(FIELD[f] || f, item[f], typeof item[f] !== "string" || item[f].length < 40 && item[f].indexOf("\n") < 0)); });
+    run.fields.forEach(function (f) {
+      if (f === "choices" && Array.isArray(item[f])) { box.appendChild(field(FIELD[f] || f, lettered(item[f]), false)); return; }
+      box.appendChild(field(FIELD[f] || f, item[f], typeof item[f] !== "string" || item[f].length < 40 && item[f].indexOf("\n") < 0));
+    });
     return box;
+  }
+  function lettered(choices) {
+    // MMLU's answers are letters (gold, pred): show which choice each letter is
+    return choices.map(function (c, i) { return String.fromCharCode(65 + i) + ". " + c; }).join("\n");
   }
   function field(name, value, short) {
     var div = el("div", "field");
