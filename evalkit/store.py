@@ -8,6 +8,11 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 * ``samples``: ``(run_id, item_id) -> JSON payload``: the items behind every number.
 * ``cache``: content-keyed cache (judge answers), so a re-run makes no server calls.
 * ``meta``: ``schema_version``.
+* ``contents`` (version 2): ``hash -> JSON value``: long texts that many samples repeat (MMLU
+  prompts, questions and choices; AlpacaEval instructions and reference outputs) stored once;
+  a sample's ``shared`` column maps its fields to these hashes (see :mod:`evalkit.store_content`).
+* ``run_item_sets`` (version 2): each run's item count and item-set hash, so listings and the
+  leaderboard never read samples.
 
 Every sample is committed as it is written (WAL mode), so a run killed with SIGKILL keeps
 everything written before it. A run is identified for resumption by a fingerprint of
@@ -31,9 +36,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from evalkit import store_content
 from evalkit.errors import EvalkitError, StoreVersionError, UnknownRunError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RUN_KINDS = ("finetune", "generate", "mmlu", "judge-score", "judge-pairwise", "human", "arena")
 STATUSES = ("running", "done", "failed", "interrupted")
 DEFAULT_STORE = Path("evalkit-results") / "evalkit.db"
@@ -189,6 +195,8 @@ _MIGRATIONS: dict[int, list[str]] = {
             created_at TEXT NOT NULL
         )""",
     ],
+    # shared content stored once, cached item sets (evalkit.store_content)
+    2: store_content.MIGRATION_2,
 }
 
 
@@ -207,6 +215,7 @@ class ResultsStore:
             self._conn.execute("PRAGMA busy_timeout=60000")
         except sqlite3.DatabaseError as exc:
             raise EvalkitError(f"{self.path}: not an evalkit results store ({exc})") from exc
+        self._contents = store_content.ContentCache()
         self._migrate()
 
     # -- schema -----------------------------------------------------------------------------
@@ -232,7 +241,10 @@ class ResultsStore:
                     )
                 for target in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[target]:
-                        self._conn.execute(statement)
+                        if callable(statement):  # a data migration step
+                            statement(self._conn)
+                        else:
+                            self._conn.execute(statement)
                     self._conn.execute(
                         "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(target),)
                     )
@@ -404,6 +416,7 @@ class ResultsStore:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.execute("DELETE FROM samples WHERE run_id=?", (run_id,))
+                store_content.forget_item_set(self._conn, run_id)
                 self._conn.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
                 self._conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
                 self._conn.execute("COMMIT")
@@ -417,6 +430,8 @@ class ResultsStore:
             raise ValueError(f"unknown status {status!r}")
         finished = utc_now() if status != "running" else None
         self._execute("UPDATE runs SET status=?, finished_at=? WHERE id=?", (status, finished, run_id))
+        if status != "running":
+            self.item_sets([run_id])  # cached now, so listings never count items
 
     def run_dir(self, run_id: str) -> Path:
         """A folder beside the database for a run's files (lm-eval JSON, checkpoints' logs...)."""
@@ -446,10 +461,10 @@ class ResultsStore:
     def samples(self, run_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(item_id, payload) in the order they were first written."""
         rows = self._execute(
-            "SELECT item_id, payload FROM samples WHERE run_id=? ORDER BY seq", (run_id,)
+            "SELECT item_id, payload, shared FROM samples WHERE run_id=? ORDER BY seq", (run_id,)
         ).fetchall()
-        for item_id, payload in rows:
-            yield item_id, json.loads(payload)
+        with self._lock:
+            yield from self._contents.resolve(self._conn, rows)
 
     def sample_count(self, run_id: str) -> int:
         return self._execute("SELECT COUNT(*) FROM samples WHERE run_id=?", (run_id,)).fetchone()[0]
@@ -458,23 +473,32 @@ class ResultsStore:
         rows = self._execute("SELECT item_id FROM samples WHERE run_id=?", (run_id,)).fetchall()
         return {r[0] for r in rows}
 
+    def item_sets(self, run_ids: Iterable[str]) -> dict[str, tuple[int, str | None]]:
+        """run id -> (number of items, item-set hash), from the cache (filled on first use)."""
+        with self._lock:
+            return store_content.item_sets(self._conn, list(run_ids))
+
     def write_samples(self, run_id: str, items: Iterable[tuple[str, dict[str, Any]]]) -> int:
         """Insert or replace samples in one transaction; returns how many were written."""
         now = utc_now()
         count = 0
+        written: set[str] = set()
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 for item_id, payload in items:
+                    stored, shared = self._contents.split(self._conn, payload, written)
                     # keep the original position of an item that is rewritten (no duplicates)
                     self._conn.execute(
-                        "INSERT INTO samples (run_id, item_id, seq, payload, created_at) VALUES (?, ?,"
-                        " (SELECT COALESCE(MAX(seq), -1) + 1 FROM samples WHERE run_id=?), ?, ?)"
+                        "INSERT INTO samples (run_id, item_id, seq, payload, shared, created_at) VALUES (?, ?,"
+                        " (SELECT COALESCE(MAX(seq), -1) + 1 FROM samples WHERE run_id=?), ?, ?, ?)"
                         " ON CONFLICT(run_id, item_id) DO UPDATE SET payload=excluded.payload,"
-                        " created_at=excluded.created_at",
-                        (run_id, str(item_id), run_id, _dumps(payload), now),
+                        " shared=excluded.shared, created_at=excluded.created_at",
+                        (run_id, str(item_id), run_id, stored, shared, now),
                     )
                     count += 1
+                if count:
+                    store_content.forget_item_set(self._conn, run_id)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -555,10 +579,12 @@ class ResultsStore:
                         (run["id"], name, m.get("value"), m.get("stderr"), m.get("n")),
                     )
                 now = utc_now()
+                written: set[str] = set()
                 for seq, sample in enumerate(doc.get("samples") or []):
+                    stored, shared = self._contents.split(self._conn, sample["payload"], written)
                     self._conn.execute(
-                        "INSERT INTO samples (run_id, item_id, seq, payload, created_at) VALUES (?,?,?,?,?)",
-                        (run["id"], str(sample["item_id"]), seq, _dumps(sample["payload"]), now),
+                        "INSERT INTO samples (run_id, item_id, seq, payload, shared, created_at) VALUES (?,?,?,?,?,?)",
+                        (run["id"], str(sample["item_id"]), seq, stored, shared, now),
                     )
                 self._conn.execute("COMMIT")
             except BaseException:

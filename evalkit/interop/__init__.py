@@ -12,11 +12,25 @@ Public API:
   ``lm-eval``; see :mod:`evalkit.interop.exports`).
 """
 
-from evalkit.interop.alpaca_eval import import_annotations, pairwise_metrics, read_annotations
-from evalkit.interop.arena import battles_from_run, import_battles, read_battles
-from evalkit.interop.length_control import length_controlled_winrate
-from evalkit.interop.lm_eval_format import import_results, read_results
-from evalkit.interop.responses import import_responses, read_responses
+from importlib import import_module
+from typing import Any
+
+# name -> module; imported on first use, so `evalkit runs list` (which registers the exporters
+# through evalkit.interop.exports) does not pay for numpy and pandas
+_LAZY = {
+    "import_annotations": "alpaca_eval", "pairwise_metrics": "alpaca_eval", "read_annotations": "alpaca_eval",
+    "battles_from_run": "arena", "import_battles": "arena", "read_battles": "arena",
+    "length_controlled_winrate": "length_control",
+    "import_results": "lm_eval_format", "read_results": "lm_eval_format",
+    "import_responses": "responses", "read_responses": "responses",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"evalkit.interop.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'evalkit.interop' has no attribute {name!r}")
+
 
 __all__ = [
     "battles_from_run",

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from evalkit.report.provenance import Provenance, provenance
+from evalkit.report.provenance import Provenance, config_value, provenance
 from evalkit.store import ResultsStore, RunRecord
 
 
@@ -46,7 +46,10 @@ def collect_runs(store: ResultsStore, runs: Sequence[str] | None = None, *, incl
     else:
         records = [r for r in store.list_runs() if include_unfinished or r.status == "done"]
     out = Collected(records)
+    item_sets = store.item_sets([r.id for r in records])  # cached: no samples read
     for r in records:
-        baseline = _pairwise_baseline(out.samples(store, r.id)) if r.kind == "judge-pairwise" else None
-        out.provenance[r.id] = provenance(r, store.done_items(r.id), baseline=baseline)
+        baseline = None
+        if r.kind == "judge-pairwise" and config_value(r.config or {}, "baseline") is None:
+            baseline = _pairwise_baseline(out.samples(store, r.id))  # only named per item
+        out.provenance[r.id] = provenance(r, baseline=baseline, item_set=item_sets[r.id])
     return out

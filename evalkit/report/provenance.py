@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from evalkit.store import RunRecord, content_hash
+from evalkit.store_content import item_set_hash
 
 # provenance field -> config keys that may hold it, in order of preference
 CONFIG_KEYS: dict[str, tuple[str, ...]] = {
@@ -124,12 +125,16 @@ def _short(value: Any, limit: int = 80) -> str:
 
 def items_hash(item_ids: list[str] | set[str]) -> str | None:
     """Identity of the set of items a run scored (order-free)."""
-    return content_hash(sorted(item_ids), length=10) if item_ids else None
+    return item_set_hash(item_ids)
 
 
-def provenance(run: RunRecord, item_ids: list[str] | set[str] = (), *, baseline: str | None = None) -> Provenance:
+def provenance(
+    run: RunRecord, item_ids: list[str] | set[str] = (), *, baseline: str | None = None,
+    item_set: tuple[int, str | None] | None = None,
+) -> Provenance:
     """``baseline``: the reference generator read from a pairwise run's samples, used when the
-    config does not name it (imported AlpacaEval annotations carry it only per item)."""
+    config does not name it (imported AlpacaEval annotations carry it only per item).
+    ``item_set``: (count, hash) of the run's items as the store caches them, instead of ``item_ids``."""
     config = run.config or {}
     found = {f: config_value(config, f) for f in CONFIG_KEYS}
     if found["baseline"] is None and run.kind == "judge-pairwise":
@@ -145,7 +150,7 @@ def provenance(run: RunRecord, item_ids: list[str] | set[str] = (), *, baseline:
         git_commit=run.git_commit,
         model_path=run.model_path,
         model_hash=run.model_hash,
-        n_items=len(item_ids),
-        items_hash=items_hash(item_ids),
+        n_items=item_set[0] if item_set is not None else len(item_ids),
+        items_hash=item_set[1] if item_set is not None else items_hash(item_ids),
         **found,
     )
