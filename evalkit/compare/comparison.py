@@ -17,7 +17,7 @@ from evalkit.compare.modes import (
     compare_votes,
     refused_row,
 )
-from evalkit.compare.selection import NoRuns, NotComparable, PairedRuns, select_pair
+from evalkit.compare.selection import NoRuns, NotComparable, PairedRuns, memoized, select_pair
 from evalkit.compare.stats import REFUSED, holm, percentile_interval, verdict
 from evalkit.errors import EvalkitError, InputError
 from evalkit.store import ResultsStore, RunRecord
@@ -228,7 +228,7 @@ def _human(store, model_a, model_b, *, rounds, level, seed, progress, **_) -> di
         raise NoRuns("no finished human runs in the store")
     from evalkit.human.arena import battles_from_store
 
-    battles = battles_from_store(store, run_ids=human_runs)
+    battles = memoized(store, ("battles", tuple(human_runs)), lambda: battles_from_store(store, run_ids=human_runs))
     voted = set(battles["model_a"]) | set(battles["model_b"])
     missing = [m for m in (model_a, model_b) if m not in voted]
     if len(missing) == 2:

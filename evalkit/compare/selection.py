@@ -9,6 +9,7 @@ letter, the judge's reference output). Only items both runs have are compared.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +134,24 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
     return paired
 
 
+def memoized(store: ResultsStore, key: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()``, or its earlier result (or exception) for ``key`` when ``store`` keeps a
+    memo (the report's view of the store, which compares many pairs of the same runs); a plain
+    store computes every time."""
+    memo = getattr(store, "memo", None)
+    if memo is None:
+        return compute()
+    if key not in memo:
+        try:
+            memo[key] = (True, compute())
+        except (NotComparable, NoRuns) as exc:
+            memo[key] = (False, exc)
+    ok, value = memo[key]
+    if not ok:
+        raise value
+    return value
+
+
 def select_pair(store: ResultsStore, kind: str, model_a: str, model_b: str, **exclude: set[str]) -> PairedRuns:
     """Each model's latest done run of ``kind``, paired; ``exclude_a``/``exclude_b``: run ids to skip.
 
@@ -148,7 +167,7 @@ def select_pair(store: ResultsStore, kind: str, model_a: str, model_b: str, **ex
         missing = model_a if run_a is None else model_b
         raise NotComparable(f"no finished {kind} run for {missing!r}", runs=runs)
     try:
-        return pair_runs(store, kind, run_a, run_b)
+        return memoized(store, ("pair", kind, run_a.id, run_b.id), lambda: pair_runs(store, kind, run_a, run_b))
     except NotComparable as exc:
         exc.runs = exc.runs or runs
         raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,31 @@ class Collected:
         if run_id not in self._samples:
             self._samples[run_id] = list(store.samples(run_id))
         return self._samples[run_id]
+
+
+class ReportStoreView:
+    """The store as the report's comparisons see it: each run's samples read once (shared with
+    the leaderboard and the drill-down), run listings read once, and a memo for what many pairs
+    of models recompute (paired runs, human battles; see :func:`evalkit.compare.selection.memoized`).
+    Everything else goes to the store itself."""
+
+    def __init__(self, store: ResultsStore, collected: Collected):
+        self._store = store
+        self._collected = collected
+        self._runs: list[RunRecord] | None = None
+        self.memo: dict[tuple, Any] = {}
+
+    def samples(self, run_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        return iter(self._collected.samples(self._store, run_id))
+
+    def list_runs(self, *, kind: str | None = None, model: str | None = None, status: str | None = None) -> list[RunRecord]:
+        if self._runs is None:
+            self._runs = self._store.list_runs()
+        return [r for r in self._runs if (kind is None or r.kind == kind) and (model is None or r.model == model)
+                and (status is None or r.status == status)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 def _pairwise_baseline(samples: list[tuple[str, dict[str, Any]]]) -> str | None:

@@ -240,7 +240,7 @@ def render_report(
     board = build_leaderboard(store, collected=collected)
     table_columns, table_rows = _table(board)
     models = [r["model"] for r in board.rows]
-    comparisons, comparisons_note = compute_comparisons(store, models, max_pairs=max_pairs)
+    comparisons, comparisons_note = compute_comparisons(store, models, max_pairs=max_pairs, collected=collected)
     notices = list(notices)
     random_models = random_init_models(collected)
     if random_models:
