@@ -1,15 +1,26 @@
 """The items behind every number, packed for the page's drill-down.
 
 Every sample of every run in the report is embedded, so a reader can check any number item
-by item. Text is interned: the instruction, the reference and a model's response appear in
-several runs (generate, judge-score, judge-pairwise) but are stored once in ``texts``; each
-run's samples are rows of values in the order of its ``fields``, text fields holding an
-index into ``texts``. Judge raw answers longer than :data:`RAW_LIMIT` characters are cut (the
-full text stays in the store: ``evalkit runs export RUN``).
+by item, and the page decodes a run's items only when that run is opened:
+
+* each run's description (kind, models, fields, item count...) goes into the page's metadata;
+* each run's samples are one block of rows, values in the order of its ``fields``;
+* a value that several runs share (an MMLU question, its choices and prompt; an AlpacaEval
+  instruction and reference output; a response that both a generate and a judge run hold) is
+  stored once in the ``shared`` list, and a text field holds its index there; a text used by one
+  run only stays in that run's block as it is (the page tells the two apart: a number in a text
+  field is an index);
+* numbers are rounded to what the page shows (:data:`DIGITS` decimals; the store keeps them all).
+
+Judge raw answers longer than :data:`RAW_LIMIT` characters are cut (the full text stays in the
+store: ``evalkit runs export RUN``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.report.collect import Collected
@@ -42,17 +53,7 @@ VERDICT_FIELD = {
 TITLE_FIELD = {"mmlu": "question", "arena": "model", "finetune": "step"}
 
 
-class _Texts:
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-        self._index: dict[str, int] = {}
-
-    def __call__(self, text: str) -> int:
-        index = self._index.get(text)
-        if index is None:
-            index = self._index[text] = len(self.texts)
-            self.texts.append(text)
-        return index
+DIGITS = 4  # the page shows numbers to 4 decimals (report.js fmt)
 
 
 def _cut(text: str, run_id: str) -> str:
@@ -61,10 +62,72 @@ def _cut(text: str, run_id: str) -> str:
     return f"{text[:RAW_LIMIT]}\n… [cut: {len(text) - RAW_LIMIT} more characters; full text: evalkit runs export {run_id}]"
 
 
-def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: dict[str, str] | None = None) -> dict[str, Any]:
-    """``{"texts": [...], "runs": {run_id: {...}}}`` for the page (plain JSON data)."""
-    texts = _Texts()
+def _is_text(value: Any) -> bool:
+    """A text field's value: a string, or a list of strings (MMLU's answer choices)."""
+    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+
+def _key(value: Any) -> Any:
+    return value if isinstance(value, str) else tuple(value)
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None  # the page's JSON has no NaN; the store keeps the value
+        return round(value, DIGITS)
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class RunItems:
+    run_id: str
+    meta: dict[str, Any]
+    rows: list[list[Any]] = field(repr=False)
+
+
+@dataclass
+class Drilldown:
+    """``runs``: each run's description (no items); ``shared``: values several runs use;
+    :meth:`blocks` yields each run's rows, one run at a time."""
+
+    runs: dict[str, dict[str, Any]]
+    shared: list[Any]
+    _store: ResultsStore = field(repr=False)
+    _collected: Collected = field(repr=False)
+    _shared_index: dict[Any, int] = field(repr=False)
+
+    def blocks(self) -> Iterator[tuple[str, list[list[Any]]]]:
+        for record in self._collected.runs:
+            yield record.id, self._rows(record)
+
+    def _rows(self, record: Any) -> list[list[Any]]:
+        meta = self.runs[record.id]
+        fields, is_text = meta["fields"], meta["text"]
+        index = self._shared_index
+        rows = []
+        for item_id, payload in self._collected.samples(self._store, record.id):
+            row: list[Any] = [item_id]
+            for name, text in zip(fields, is_text):
+                value = payload.get(name)
+                if text and value is not None:
+                    if name in RAW_FIELDS and isinstance(value, str):
+                        value = _cut(value, record.id)
+                    shared = index.get(_key(value))
+                    row.append(shared if shared is not None else value)
+                else:
+                    row.append(_rounded(value))
+            rows.append(row)
+        return rows
+
+
+def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: dict[str, str] | None = None) -> Drilldown:
     runs: dict[str, Any] = {}
+    uses: Counter = Counter()  # value -> number of runs holding it
     for record in collected.runs:
         samples = collected.samples(store, record.id)
         fields: list[str] = [f for f in FIELD_ORDER.get(record.kind, ()) if any(f in p for _, p in samples)]
@@ -72,16 +135,15 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
             for key in payload:
                 if key not in fields:
                     fields.append(key)
-        is_text = [all(isinstance(p.get(f), str) or p.get(f) is None for _, p in samples) and any(isinstance(p.get(f), str) for _, p in samples) for f in fields]
-        rows = []
-        for item_id, payload in samples:
-            row: list[Any] = [item_id]
-            for field, text in zip(fields, is_text):
-                value = payload.get(field)
-                if text and value is not None:
-                    value = texts(_cut(value, record.id) if field in RAW_FIELDS else value)
-                row.append(value)
-            rows.append(row)
+        is_text = [all(_is_text(p.get(f)) or p.get(f) is None for _, p in samples) and any(_is_text(p.get(f)) for _, p in samples)
+                   for f in fields]
+        seen: set[Any] = set()
+        for _, payload in samples:
+            for name, text in zip(fields, is_text):
+                value = payload.get(name)
+                if text and value is not None and name not in RAW_FIELDS:
+                    seen.add(_key(value))
+        uses.update(seen)
         prov = collected.provenance[record.id]
         models = {record.model} if record.model else set()
         if record.kind in ("human", "arena"):  # one run covers many models; its own name ("a vs b") is none of them
@@ -100,6 +162,12 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
             "text": [int(t) for t in is_text],
             "verdict": VERDICT_FIELD.get(record.kind),
             "title": TITLE_FIELD.get(record.kind, "instruction"),
-            "items": rows,
+            "n": len(samples),
         }
-    return {"texts": texts.texts, "runs": runs}
+    shared: list[Any] = []
+    index: dict[Any, int] = {}
+    for value, count in uses.items():
+        if count > 1:
+            index[value] = len(shared)
+            shared.append(value if isinstance(value, str) else list(value))
+    return Drilldown(runs, shared, store, collected, index)

@@ -16,8 +16,9 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -33,9 +34,11 @@ from evalkit.report.leaderboard import COLUMN_BY_KEY, COLUMNS, Leaderboard, buil
 from evalkit.report.provenance import COMPARABILITY_FIELDS, FIELD_LABELS, Provenance
 from evalkit.store import ResultsStore
 
-# item data above this size (bytes of JSON) is embedded gzip-compressed: a 20-model AlpacaEval
-# report is ~25 MB of text as JSON and ~8 MB compressed
-COMPRESS_OVER = 4_000_000
+# a block of item data (one run's rows, or the shared values) above this many characters of JSON
+# is embedded gzip-compressed (about a fifth of the size, base64 included); smaller blocks stay
+# plain JSON, which the page reads without waiting for a decompression stream
+COMPRESS_OVER = 200_000
+BATCH_ROWS = 2000  # rows per json.dumps call when streaming a block (the C encoder; iterencode is pure Python)
 
 KIND_LABELS = {
     "mmlu": "MMLU",
@@ -80,8 +83,52 @@ def _template_text(name: str) -> str:
 
 def script_json(value: Any) -> str:
     """JSON that is safe inside a <script> element: no '<', '>' or '&' characters at all."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+    return _escaped(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str))
+
+
+def _escaped(text: str) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _json_parts(values: list[Any]) -> Iterator[str]:
+    """A JSON array as pieces of text, a batch of values at a time (no whole-block string)."""
+    yield "["
+    for start in range(0, len(values), BATCH_ROWS):
+        text = json.dumps(values[start:start + BATCH_ROWS], ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+        yield ("," if start else "") + _escaped(text[1:-1])
+    yield "]"
+
+
+def encode_block(values: list[Any], compress_over: int = COMPRESS_OVER) -> tuple[str, str, str]:
+    """(payload, script type, encoding) of one block of item data: plain JSON safe inside a
+    <script> element, or, above ``compress_over`` characters, gzip+base64 (streamed into the
+    compressor piece by piece once the block turns out large)."""
+    plain: list[str] = []
+    size = 0
+    parts = _json_parts(values)
+    for part in parts:
+        plain.append(part)
+        size += len(part)
+        if size > compress_over:
+            break
+    else:
+        return "".join(plain), "application/json", "json"
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as packed:
+        for part in plain:
+            packed.write(part.encode("utf-8"))
+        plain.clear()
+        for part in parts:
+            packed.write(part.encode("utf-8"))
+    return base64.b64encode(buffer.getbuffer()).decode("ascii"), "application/octet-stream", "gzip+base64"
+
+
+def _item_blocks(drill: Any, compress_over: int) -> Iterator[dict[str, str]]:
+    """One <script> block per run, encoded when the template reaches it (one run in memory)."""
+    for index, (run_id, rows) in enumerate(drill.blocks()):
+        payload, kind, encoding = encode_block(rows, compress_over)
+        del rows
+        yield {"id": f"report-items-{index}", "run": run_id, "type": kind, "encoding": encoding, "payload": payload}
 
 
 def _num(value: float | None, digits: int = 6) -> str:
@@ -252,13 +299,9 @@ def render_report(
     if unfinished:
         notices.append(f"{len(unfinished)} run(s) in this report did not finish ({', '.join(unfinished)}): their numbers cover only the items done.")
 
-    items = build_drilldown(store, collected, setup_letter=_setup_letters(board))
-    items_json = script_json(items)
-    if len(items_json.encode("utf-8")) > compress_over:
-        items_payload = base64.b64encode(gzip.compress(items_json.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
-        items_type, items_encoding = "application/octet-stream", "gzip+base64"
-    else:
-        items_payload, items_type, items_encoding = items_json, "application/json", "json"
+    drill = build_drilldown(store, collected, setup_letter=_setup_letters(board))
+    shared_payload, shared_type, shared_encoding = encode_block(drill.shared, compress_over)
+    drill.shared = []  # encoded: not needed in memory any more
 
     meta = {
         "models": models,
@@ -266,6 +309,7 @@ def render_report(
         "kind_order": KIND_ORDER,
         "field_labels": FIELD_DISPLAY,
         "comparisons": comparisons,
+        "runs": drill.runs,
     }
     js = _template_text("report.js")
     if "</script" in js.lower():
@@ -293,7 +337,7 @@ def render_report(
         runs_view.append({"id": run.id, "kind": run.kind, "model": run.model, "status": run.status,
                           "provenance": _provenance_pairs(collected.provenance[run.id]),
                           "n_items": collected.provenance[run.id].n_items, "metrics": metrics})
-    html = env.get_template("report.html.j2").render(
+    page = env.get_template("report.html.j2").generate(
         title=title or "evalkit leaderboard",
         csp=csp,
         css=_template_text("report.css"),
@@ -313,13 +357,16 @@ def render_report(
         bootstrap=REPORT_BOOTSTRAP,
         runs=runs_view,
         meta_json=script_json(meta),
-        items_payload=items_payload,
-        items_type=items_type,
-        items_encoding=items_encoding,
+        shared_payload=shared_payload,
+        shared_type=shared_type,
+        shared_encoding=shared_encoding,
+        item_blocks=_item_blocks(drill, compress_over),
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8") as fh:  # streamed: the page is never one string in memory
+        for chunk in page:
+            fh.write(chunk)
     tmp.replace(out)
     return out

@@ -57,12 +57,42 @@ def walk(el):
         yield from walk(child)
 
 
-def decode_items(page: Page) -> dict:
-    node = page.find("script", id="report-items")[0]
-    text = page.scripts["report-items"]
+def _block(page: Page, node: dict):
+    text = page.scripts[node["attrs"]["id"]]
     if node["attrs"]["data-encoding"] == "gzip+base64":
         text = gzip.decompress(base64.b64decode(text)).decode("utf-8")
     return json.loads(text)
+
+
+def decode_items(page: Page) -> dict:
+    """``{"runs": {run_id: {**description, "items": rows}}}`` with shared values put back in
+    place (a number in a text field is an index into the shared block), as the page decodes them."""
+    meta = json.loads(page.scripts["report-meta"])
+    shared = _block(page, page.find("script", id="report-shared")[0])
+    runs = {}
+    for node in page.find("script"):
+        run_id = node["attrs"].get("data-run")
+        if run_id is None:
+            continue
+        run = meta["runs"][run_id]
+        rows = [
+            [row[0], *(shared[v] if text and isinstance(v, int) else v for v, text in zip(row[1:], run["text"]))]
+            for row in _block(page, node)
+        ]
+        runs[run_id] = {**run, "items": rows}
+    assert set(runs) == set(meta["runs"])  # every run described has its block
+    return {"runs": runs, "shared": shared}
+
+
+def rounded(value):
+    """A stored value as the page holds it (numbers to 4 decimals)."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    return value
 
 
 @pytest.fixture
@@ -124,26 +154,29 @@ def test_title_escaped_csp_and_no_network(rendered):
             value = el["attrs"].get(attr)
             assert value is None or value.startswith("#"), (el["tag"], attr, value)
     assert not re.search(r"@import|url\((?!#)", html)
-    # the only scripts: the page's own code and two data blocks
-    assert [s["attrs"].get("type") for s in page.find("script")] == ["application/json", "application/json", None]
+    # the only scripts: the metadata, the page's own code, then data blocks (shared values, one per run)
+    types = [s["attrs"].get("type") for s in page.find("script")]
+    assert types[:2] == ["application/json", None] and len(types) == 3 + len(json.loads(page.scripts["report-meta"])["runs"])
+    assert set(types[2:]) <= {"application/json", "application/octet-stream"}
 
 
 def test_embedded_json_cannot_break_out_and_round_trips(rendered):
     store, html, page = rendered
     assert b.XSS not in html
-    assert html.count("</script>") == 3 and "<!--" not in html
+    assert html.count("</script>") == len(page.find("script")) and "<!--" not in html
     items = decode_items(page)
     run = items["runs"][store.ids["gen1"]]
     response = run["fields"].index("response")
-    first = run["items"][0][response + 1]
-    assert items["texts"][first].endswith(b.XSS)  # the exact text survives, as data
+    assert run["items"][0][response + 1].endswith(b.XSS)  # the exact text survives, as data
     assert script_json({"x": "</script><!--&"}) == '{"x":"\\u003c/script\\u003e\\u003c!--\\u0026"}'
 
 
 def test_large_item_data_is_compressed_and_identical(small_store, tmp_path):
     small = Page(render_report(small_store, tmp_path / "a.html").read_text())
     packed = Page(render_report(small_store, tmp_path / "b.html", compress_over=0).read_text())
-    assert packed.find("script", id="report-items")[0]["attrs"]["data-encoding"] == "gzip+base64"
+    blocks = [s for s in packed.find("script") if s["attrs"].get("data-run") or s["attrs"].get("id") == "report-shared"]
+    assert blocks and all(s["attrs"]["data-encoding"] == "gzip+base64" for s in blocks)
+    assert all(s["attrs"]["data-encoding"] == "json" for s in small.find("script") if s["attrs"].get("data-run"))
     assert decode_items(packed) == decode_items(small)
 
 
@@ -156,10 +189,7 @@ def test_drilldown_data_has_every_sample(rendered):
         assert [row[0] for row in packed["items"]] == [i for i, _ in samples]
         for row, (_, payload) in zip(packed["items"], samples):
             for i, name in enumerate(packed["fields"]):
-                value = row[i + 1]
-                if packed["text"][i] and value is not None:
-                    value = items["texts"][value]
-                assert value == payload.get(name), (run.id, name)
+                assert row[i + 1] == rounded(payload.get(name)), (run.id, name)
 
 
 def test_charts_are_inline_svg_with_unique_ids(rendered):
