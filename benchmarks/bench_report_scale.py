@@ -300,7 +300,13 @@ def run(argv: list[str] | None = None) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     try:
         for n in counts:
-            measured.append(_measure(n, options, rows, categories, folder))
+            try:
+                measured.append(_measure(n, options, rows, categories, folder))
+            except RuntimeError as exc:
+                hint = "" if options.escape_line_breaks else (
+                    "\n(lm-eval writes U+0085 raw in two MMLU questions; a JSON Lines reader that splits lines on it fails"
+                    " here. --escape-line-breaks writes it escaped to measure the rest.)")
+                raise SystemExit(f"report_scale, {n} models: {exc}{hint}") from None
     finally:
         if options.keep is None:
             shutil.rmtree(folder, ignore_errors=True)

@@ -54,6 +54,7 @@ TITLE_FIELD = {"mmlu": "question", "arena": "model", "finetune": "step"}
 
 
 DIGITS = 4  # the page shows numbers to 4 decimals (report.js fmt)
+SHARE_MIN_LENGTH = 16  # a shorter text costs less inline than as an index ("A", "stem", "ok")
 
 
 def _cut(text: str, run_id: str) -> str:
@@ -141,7 +142,8 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
         for _, payload in samples:
             for name, text in zip(fields, is_text):
                 value = payload.get(name)
-                if text and value is not None and name not in RAW_FIELDS:
+                if text and value is not None and name not in RAW_FIELDS and (
+                        not isinstance(value, str) or len(value) >= SHARE_MIN_LENGTH):
                     seen.add(_key(value))
         uses.update(seen)
         prov = collected.provenance[record.id]

@@ -137,3 +137,22 @@ def test_comparison_view_and_differing_items(browser, report, small_store):
     assert cards.count() == 2 and page.locator("#dd-other").input_value() == "model-2"
     assert events["errors"] == []
     page.close()
+
+
+def test_model_link_opens_a_compressed_run_decoded_on_demand(browser, small_store, tmp_path):
+    path = render_report(small_store, tmp_path / "packed.html", compress_over=0)
+    page, events = open_report(browser, path)
+    page.locator("#leaderboard tbody tr[data-model='model-2'] .model-link").click()
+    assert page.locator("#dd-model").input_value() == "model-2"  # the click took effect at once
+    page.wait_for_selector("body[data-items-ready='1']", timeout=15000)
+    run_id = page.locator("#dd-run").input_value()
+    assert small_store.get_run(run_id).model == "model-2"
+    assert page.locator("#dd-items tbody tr").count() == small_store.sample_count(run_id)
+    page.locator("#dd-filter").fill("zzzz-no-such-text")
+    assert page.locator("#dd-items tbody tr").count() == 0
+    page.locator("#dd-other").select_option("model-1")
+    page.locator("#dd-filter").fill("")
+    page.wait_for_selector("body[data-items-ready='1']", timeout=15000)
+    assert page.locator("#dd-detail .card").count() == 2
+    assert events["errors"] == [] and events["requests"] == [path.resolve().as_uri()]
+    page.close()

@@ -12,7 +12,8 @@ from html.parser import HTMLParser
 import pytest
 
 from evalkit.report import render_report
-from evalkit.report.render import script_json
+from evalkit.report.render import encode_block, script_json
+from tests.conftest import shared_path
 from tests.report import builders as b
 
 
@@ -239,3 +240,39 @@ def test_comparison_view_embeds_compare_models(rendered):
             assert shown[key] == pytest.approx(row[key]) if isinstance(row[key], float) else shown[key] == row[key], (row["mode"], key)
     judged = [d for d in pair["differing"] if d["mode"] == "judge-score"]
     assert judged and abs(judged[0]["diff"]) == max(abs(d["diff"]) for d in judged)
+
+
+def test_content_shared_by_runs_is_in_the_page_once(store, tmp_path):
+    questions = [json.loads(line) for line in open(shared_path("mmlu", "test.jsonl"), encoding="utf-8")][:40]
+    questions = [{**q, "doc_id": k} for k, q in enumerate(questions)]
+    for m in range(3):
+        b.add_mmlu(store, f"model-{m}", {"acc": (0.25, 0.05, 40)}, questions=questions)
+    html = render_report(store, tmp_path / "m.html").read_text(encoding="utf-8")
+    items = decode_items(Page(html))
+    # every question text and every choices list once in the shared block, none in a run's block
+    shared_texts = [v for v in items["shared"] if isinstance(v, str)]
+    assert sorted(shared_texts) == sorted({q["question"] for q in questions})
+    assert sum(1 for v in items["shared"] if isinstance(v, list)) == len({tuple(q["choices"]) for q in questions})
+    for run in items["runs"].values():
+        assert [row[0] for row in run["items"]] and all(
+            row[run["fields"].index("question") + 1] == q["question"] for row, q in zip(run["items"], questions))
+
+
+def test_blocks_stream_into_gzip_and_decode_to_the_same_json():
+    rows = [[f"item-{k}", "<b>&</b>" * (k % 5), k / 7, None, ["x", "y"]] for k in range(5000)]
+    plain, kind, encoding = encode_block(rows, 10**9)
+    assert (kind, encoding) == ("application/json", "json") and "<" not in plain and "&" not in plain
+    packed, kind, encoding = encode_block(rows, 1000)
+    assert (kind, encoding) == ("application/octet-stream", "gzip+base64")
+    assert json.loads(gzip.decompress(base64.b64decode(packed))) == json.loads(plain) == rows
+
+
+def test_numbers_rounded_to_what_the_page_shows(store, tmp_path):
+    with store.start_run("mmlu", "m", {"eval_set": "mmlu"}) as run:
+        run.add_sample("anatomy/0", {"question": "q", "loglikelihoods": [-1.23456789, -0.00004], "correct": True, "n": 7})
+    items = decode_items(Page(render_report(store, tmp_path / "r.html").read_text(encoding="utf-8")))
+    row = items["runs"][run.id]["items"][0]
+    fields = items["runs"][run.id]["fields"]
+    assert row[fields.index("loglikelihoods") + 1] == [-1.2346, -0.0]
+    assert row[fields.index("correct") + 1] is True and row[fields.index("n") + 1] == 7
+    assert next(iter(store.samples(run.id)))[1]["loglikelihoods"] == [-1.23456789, -0.00004]  # the store keeps them
