@@ -244,7 +244,7 @@ def _human(store, model_a, model_b, *, rounds, level, seed, progress, **_) -> di
     row = compare_votes(a_wins, b_wins, len(pair) - a_wins - b_wins, level=level)
     row["runs"] = {"human": ",".join(human_runs)}
     row["detail"]["bradley_terry"] = _bradley_terry(
-        battles, model_a, model_b, rounds=rounds, seed=seed, level=level, progress=progress
+        store, battles, model_a, model_b, rounds=rounds, seed=seed, level=level, progress=progress
     )
     if a_wins + b_wins == 0:
         raise _refuse_with(row, f"no decisive head-to-head human votes between {model_a!r} and {model_b!r} "
@@ -258,7 +258,7 @@ _BT_CACHE: dict[tuple, tuple[Any, Any]] = {}
 _BT_CACHE_SIZE = 4
 
 
-def _bradley_terry_fits(battles, *, rounds: int, seed: int, progress: bool):
+def _bradley_terry_fits(store, battles, *, rounds: int, seed: int, progress: bool):
     import hashlib
 
     import pandas as pd
@@ -269,6 +269,10 @@ def _bradley_terry_fits(battles, *, rounds: int, seed: int, progress: bool):
     key = (hashlib.sha256(rows.tobytes()).hexdigest(), rounds, seed)
     if key in _BT_CACHE:
         return _BT_CACHE[key]
+    stored = _stored_fits(store, key)
+    if stored is not None:
+        _BT_CACHE[key] = stored
+        return stored
     ratings = fit_bradley_terry(battles)
     if progress:
         from rich.progress import Progress
@@ -283,12 +287,45 @@ def _bradley_terry_fits(battles, *, rounds: int, seed: int, progress: bool):
     while len(_BT_CACHE) >= _BT_CACHE_SIZE:
         _BT_CACHE.pop(next(iter(_BT_CACHE)))
     _BT_CACHE[key] = (ratings, draws)
+    _store_fits(store, key, ratings, draws)
     return ratings, draws
 
 
-def _bradley_terry(battles, model_a, model_b, *, rounds, seed, level, progress) -> dict:
+# The fits are also kept in the store's cache (keyed by the battles' content, rounds and seed):
+# the bootstrap refits Bradley-Terry a thousand times (seconds), and every `evalkit compare` of
+# any two models, and every report, needs the same fits until the votes change. Floats go
+# through JSON exactly (repr round-trips), so a cached fit gives the same numbers.
+_BT_STORE_KEY = "compare/bradley-terry/v1/"
+
+
+def _stored_fits(store, key: tuple):
+    import pandas as pd
+
+    try:
+        value = store.cache_get(_BT_STORE_KEY + "/".join(map(str, key)))
+    except Exception:  # a store without a cache (or read-only and damaged): compute instead
+        return None
+    if not value:
+        return None
+    ratings = pd.Series(value["ratings"], index=value["models"], dtype=float)
+    draws = pd.DataFrame(value["draws"], columns=value["models"], dtype=float)
+    return ratings, draws
+
+
+def _store_fits(store, key: tuple, ratings, draws) -> None:
+    import sqlite3
+
+    value = {"models": [str(m) for m in ratings.index], "ratings": [float(v) for v in ratings.to_numpy()],
+             "draws": draws[list(ratings.index)].to_numpy(dtype=float).tolist()}
+    try:
+        store.cache_put(_BT_STORE_KEY + "/".join(map(str, key)), value)
+    except (sqlite3.OperationalError, AttributeError):
+        pass  # a read-only store: the fits are recomputed next time
+
+
+def _bradley_terry(store, battles, model_a, model_b, *, rounds, seed, level, progress) -> dict:
     rounds = min(rounds, BT_MAX_ROUNDS)
-    ratings, draws = _bradley_terry_fits(battles, rounds=rounds, seed=seed, progress=progress)
+    ratings, draws = _bradley_terry_fits(store, battles, rounds=rounds, seed=seed, progress=progress)
     differences = (draws[model_b] - draws[model_a]).to_numpy(dtype=float)
     low, high = percentile_interval(differences, level)
     return {
