@@ -5,11 +5,13 @@ by item, and the page decodes a run's items only when that run is opened:
 
 * each run's description (kind, models, fields, item count...) goes into the page's metadata;
 * each run's samples are one block of rows, values in the order of its ``fields``;
-* a value that several runs share (an MMLU question, its choices and prompt; an AlpacaEval
-  instruction and reference output; a response that both a generate and a judge run hold) is
-  stored once in the ``shared`` list, and a text field holds its index there; a text used by one
-  run only stays in that run's block as it is (the page tells the two apart: a number in a text
-  field is an index);
+* a text that occurs more than once (an MMLU question, its choices and prompt in every model's
+  run; an AlpacaEval instruction and reference output; a response that both a generate and a
+  judge run hold, or that several votes show) is stored once in the ``shared`` values, and a text
+  field holds its index there; a text that occurs once stays in its run's block as it is (the
+  page tells the two apart: a number in a text field is an index);
+* the shared values are split into groups by the kind of run that first uses them, so opening
+  an AlpacaEval run does not decode the MMLU questions; a run lists the groups it needs;
 * numbers are rounded to what the page shows (:data:`DIGITS` decimals; the store keeps them all).
 
 Judge raw answers longer than :data:`RAW_LIMIT` characters are cut (the full text stays in the
@@ -98,6 +100,7 @@ class Drilldown:
 
     runs: dict[str, dict[str, Any]]
     shared: list[Any]
+    groups: list[dict[str, Any]]  # {"id", "start", "count"}: consecutive slices of ``shared``
     _store: ResultsStore = field(repr=False)
     _collected: Collected = field(repr=False)
     _shared_index: dict[Any, int] = field(repr=False)
@@ -128,7 +131,8 @@ class Drilldown:
 
 def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: dict[str, str] | None = None) -> Drilldown:
     runs: dict[str, Any] = {}
-    uses: Counter = Counter()  # value -> number of runs holding it
+    uses: Counter = Counter()  # text -> occurrences in all runs (in order of first use: gzip sees a
+    first_kind: dict[Any, str] = {}  # question beside its prompt and compresses the repeat away)
     for record in collected.runs:
         samples = collected.samples(store, record.id)
         fields: list[str] = [f for f in FIELD_ORDER.get(record.kind, ()) if any(f in p for _, p in samples)]
@@ -138,14 +142,14 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
                     fields.append(key)
         is_text = [all(_is_text(p.get(f)) or p.get(f) is None for _, p in samples) and any(_is_text(p.get(f)) for _, p in samples)
                    for f in fields]
-        seen: set[Any] = set()
+        candidates = [name for name, text in zip(fields, is_text) if text and name not in RAW_FIELDS]
         for _, payload in samples:
-            for name, text in zip(fields, is_text):
+            for name in candidates:
                 value = payload.get(name)
-                if text and value is not None and name not in RAW_FIELDS and (
-                        not isinstance(value, str) or len(value) >= SHARE_MIN_LENGTH):
-                    seen.add(_key(value))
-        uses.update(seen)
+                if value is not None and (not isinstance(value, str) or len(value) >= SHARE_MIN_LENGTH):
+                    key = _key(value)
+                    uses[key] += 1
+                    first_kind.setdefault(key, record.kind)
         prov = collected.provenance[record.id]
         models = {record.model} if record.model else set()
         if record.kind in ("human", "arena"):  # one run covers many models; its own name ("a vs b") is none of them
@@ -165,11 +169,34 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
             "verdict": VERDICT_FIELD.get(record.kind),
             "title": TITLE_FIELD.get(record.kind, "instruction"),
             "n": len(samples),
+            "shared": [],
         }
+    # group by first kind, each group in order of first use
+    by_kind: dict[str, list[Any]] = {}
+    for key, count in uses.items():
+        if count > 1:
+            by_kind.setdefault(first_kind[key], []).append(key)
     shared: list[Any] = []
     index: dict[Any, int] = {}
-    for value, count in uses.items():
-        if count > 1:
-            index[value] = len(shared)
-            shared.append(value if isinstance(value, str) else list(value))
-    return Drilldown(runs, shared, store, collected, index)
+    groups = []
+    group_of_kind = {}
+    for kind, keys in by_kind.items():
+        group_of_kind[kind] = f"report-shared-{len(groups)}"
+        groups.append({"id": group_of_kind[kind], "start": len(shared), "count": len(keys)})
+        for key in keys:
+            index[key] = len(shared)
+            shared.append(key if isinstance(key, str) else list(key))
+    del uses
+    for record in collected.runs:  # the groups each run's shared texts come from
+        meta = runs[record.id]
+        needed = set()
+        names = [name for name, text in zip(meta["fields"], meta["text"]) if text and name not in RAW_FIELDS]
+        for _, payload in collected.samples(store, record.id):
+            for name in names:
+                value = payload.get(name)
+                if value is not None and _key(value) in index:
+                    needed.add(first_kind[_key(value)])
+                    if len(needed) == len(group_of_kind):
+                        break
+        meta["shared"] = sorted(group_of_kind[k] for k in needed)
+    return Drilldown(runs, shared, groups, store, collected, index)

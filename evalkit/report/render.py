@@ -300,7 +300,10 @@ def render_report(
         notices.append(f"{len(unfinished)} run(s) in this report did not finish ({', '.join(unfinished)}): their numbers cover only the items done.")
 
     drill = build_drilldown(store, collected, setup_letter=_setup_letters(board))
-    shared_payload, shared_type, shared_encoding = encode_block(drill.shared, compress_over)
+    shared_blocks = []
+    for group in drill.groups:
+        payload, kind, encoding = encode_block(drill.shared[group["start"]:group["start"] + group["count"]], compress_over)
+        shared_blocks.append({"id": group["id"], "type": kind, "encoding": encoding, "payload": payload})
     drill.shared = []  # encoded: not needed in memory any more
 
     meta = {
@@ -310,6 +313,7 @@ def render_report(
         "field_labels": FIELD_DISPLAY,
         "comparisons": comparisons,
         "runs": drill.runs,
+        "shared_groups": drill.groups,
     }
     js = _template_text("report.js")
     if "</script" in js.lower():
@@ -357,9 +361,7 @@ def render_report(
         bootstrap=REPORT_BOOTSTRAP,
         runs=runs_view,
         meta_json=script_json(meta),
-        shared_payload=shared_payload,
-        shared_type=shared_type,
-        shared_encoding=shared_encoding,
+        shared_blocks=shared_blocks,
         item_blocks=_item_blocks(drill, compress_over),
     )
     out = Path(out)

@@ -69,7 +69,12 @@ def decode_items(page: Page) -> dict:
     """``{"runs": {run_id: {**description, "items": rows}}}`` with shared values put back in
     place (a number in a text field is an index into the shared block), as the page decodes them."""
     meta = json.loads(page.scripts["report-meta"])
-    shared = _block(page, page.find("script", id="report-shared")[0])
+    shared: list = []
+    for group in meta["shared_groups"]:  # consecutive slices of one list of shared texts
+        assert group["start"] == len(shared)
+        values = _block(page, page.find("script", id=group["id"])[0])
+        assert len(values) == group["count"]
+        shared += values
     runs = {}
     for node in page.find("script"):
         run_id = node["attrs"].get("data-run")
@@ -157,7 +162,8 @@ def test_title_escaped_csp_and_no_network(rendered):
     assert not re.search(r"@import|url\((?!#)", html)
     # the only scripts: the metadata, the page's own code, then data blocks (shared values, one per run)
     types = [s["attrs"].get("type") for s in page.find("script")]
-    assert types[:2] == ["application/json", None] and len(types) == 3 + len(json.loads(page.scripts["report-meta"])["runs"])
+    meta = json.loads(page.scripts["report-meta"])
+    assert types[:2] == ["application/json", None] and len(types) == 2 + len(meta["shared_groups"]) + len(meta["runs"])
     assert set(types[2:]) <= {"application/json", "application/octet-stream"}
 
 
@@ -175,7 +181,7 @@ def test_embedded_json_cannot_break_out_and_round_trips(rendered):
 def test_large_item_data_is_compressed_and_identical(small_store, tmp_path):
     small = Page(render_report(small_store, tmp_path / "a.html").read_text())
     packed = Page(render_report(small_store, tmp_path / "b.html", compress_over=0).read_text())
-    blocks = [s for s in packed.find("script") if s["attrs"].get("data-run") or s["attrs"].get("id") == "report-shared"]
+    blocks = [s for s in packed.find("script") if s["attrs"].get("data-run") or s["attrs"].get("id", "").startswith("report-shared-")]
     assert blocks and all(s["attrs"]["data-encoding"] == "gzip+base64" for s in blocks)
     assert all(s["attrs"]["data-encoding"] == "json" for s in small.find("script") if s["attrs"].get("data-run"))
     assert decode_items(packed) == decode_items(small)
@@ -249,7 +255,7 @@ def test_content_shared_by_runs_is_in_the_page_once(store, tmp_path):
         b.add_mmlu(store, f"model-{m}", {"acc": (0.25, 0.05, 40)}, questions=questions)
     html = render_report(store, tmp_path / "m.html").read_text(encoding="utf-8")
     items = decode_items(Page(html))
-    # every question text and every choices list once in the shared block, none in a run's block
+    # every question text and every choices list once in the shared values, none in a run's block
     shared_texts = [v for v in items["shared"] if isinstance(v, str)]
     assert sorted(shared_texts) == sorted({q["question"] for q in questions})
     assert sum(1 for v in items["shared"] if isinstance(v, list)) == len({tuple(q["choices"]) for q in questions})
@@ -276,3 +282,29 @@ def test_numbers_rounded_to_what_the_page_shows(store, tmp_path):
     assert row[fields.index("loglikelihoods") + 1] == [-1.2346, -0.0]
     assert row[fields.index("correct") + 1] is True and row[fields.index("n") + 1] == 7
     assert next(iter(store.samples(run.id)))[1]["loglikelihoods"] == [-1.23456789, -0.00004]  # the store keeps them
+
+
+def test_a_run_decodes_only_the_shared_texts_of_its_kind(small_store, eval_example, tmp_path):
+    questions = [{**json.loads(line), "doc_id": k} for k, line in enumerate(open(shared_path("mmlu", "test.jsonl"), encoding="utf-8")) if k < 10]
+    for m in ("model-1", "model-2"):
+        b.add_mmlu(small_store, m, {"acc": (0.25, 0.05, 10)}, questions=questions)
+    page = Page(render_report(small_store, tmp_path / "g.html").read_text(encoding="utf-8"))
+    meta = json.loads(page.scripts["report-meta"])
+    items = decode_items(page)
+    group_of = {}
+    for g in meta["shared_groups"]:
+        for k in range(g["start"], g["start"] + g["count"]):
+            group_of[items["shared"][k] if isinstance(items["shared"][k], str) else tuple(items["shared"][k])] = g["id"]
+    mmlu_group = group_of[questions[0]["question"]]
+    for run_id, run in meta["runs"].items():
+        if run["kind"] == "mmlu" and run["n"]:
+            assert run["shared"] == [mmlu_group]
+        else:
+            assert mmlu_group not in run["shared"]
+        # every shared text a run's rows point to is in a group it names
+        rows = items["runs"][run_id]["items"]
+        for row in rows:
+            for v, text in zip(row[1:], run["text"]):
+                key = v if isinstance(v, str) else tuple(v) if isinstance(v, list) else None
+                if text and key in group_of:
+                    assert group_of[key] in run["shared"]

@@ -62,7 +62,15 @@
   var rowsOf = {};       // run id -> decoded rows
   var itemCache = {};    // run id -> decoded item objects (they keep their search text)
   var pending = {};      // block id -> promise of its decoded value
-  var shared = null;     // values several runs share (a number in a text field is an index here)
+  var shared = [];       // texts that occur more than once (a number in a text field is an index here)
+  var sharedLoaded = {}; // group id -> true once its slice of shared is in place
+  var GROUPS = {};
+  (meta.shared_groups || []).forEach(function (g) { GROUPS[g.id] = g; });
+  function placeShared(groupId, values) {
+    var start = GROUPS[groupId].start;
+    for (var i = 0; i < values.length; i++) shared[start + i] = values[i];
+    sharedLoaded[groupId] = true;
+  }
   var busy = 0;
   var started = false;
 
@@ -88,15 +96,15 @@
     var waits = [];
     var loading = parsed();
     if (loading) return loading.then(function () { return need(ids) || null; });
-    var usesShared = ids.some(function (id) { return RUNS[id] && RUNS[id].text.some(function (t) { return t; }); });
-    if (usesShared && shared === null) {
-      var node = document.getElementById("report-shared");
-      if (node.getAttribute("data-encoding") !== "gzip+base64") shared = decodeNode(node);
-      else {
-        if (!pending.shared) pending.shared = decodeNode(node).then(function (v) { shared = v; });
-        waits.push(pending.shared);
-      }
-    }
+    ids.forEach(function (id) {
+      (RUNS[id] ? RUNS[id].shared : []).forEach(function (groupId) {
+        if (sharedLoaded[groupId]) return;
+        var node = document.getElementById(groupId);
+        if (node.getAttribute("data-encoding") !== "gzip+base64") { placeShared(groupId, decodeNode(node)); return; }
+        if (!pending[groupId]) pending[groupId] = decodeNode(node).then(function (v) { placeShared(groupId, v); });
+        waits.push(pending[groupId]);
+      });
+    });
     ids.forEach(function (id) {
       if (rowsOf[id] || !RUNS[id]) return;
       var block = blockOf(id);
