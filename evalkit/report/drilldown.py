@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from evalkit.report.collect import Collected
 from evalkit.store import ResultsStore
 
@@ -86,16 +88,49 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-@dataclass
-class RunItems:
-    run_id: str
-    meta: dict[str, Any]
-    rows: list[list[Any]] = field(repr=False)
+def _rounded_column(column: list[Any]) -> list[Any]:
+    """``_rounded`` of every value; numpy for the common shapes (all floats; equal-length lists of
+    floats, such as MMLU's log-likelihoods), which is most of the report's numbers."""
+    first = column[0] if column else None
+    try:
+        if all(type(v) is float for v in column):
+            return np.round(np.array(column, dtype=float), DIGITS).tolist()
+        if type(first) is list and first and all(type(v) is list and len(v) == len(first) for v in column):
+            array = np.array(column)
+            if array.dtype == np.float64:
+                return np.round(array, DIGITS).tolist()
+    except (TypeError, ValueError):
+        pass
+    return [v if type(v) in (int, bool, str) or v is None else _rounded(v) for v in column]
+
+
+def _fields(kind: str, samples: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The kind's usual fields first (those present), then the others in their payload order."""
+    present: dict[str, None] = {}
+    for key_set in {tuple(p) for _, p in samples}:  # runs have a handful of distinct key layouts
+        present.update(dict.fromkeys(key_set))
+    return [f for f in FIELD_ORDER.get(kind, ()) if f in present] + [f for f in present if f not in FIELD_ORDER.get(kind, ())]
+
+
+def _text_column(column: list[Any]) -> bool:
+    has_text = False
+    for value in column:
+        if value is None:
+            continue
+        if type(value) is str or _is_text(value):
+            has_text = True
+        else:
+            return False
+    return has_text
+
+
+def _shareable(value: Any) -> bool:
+    return value is not None and (type(value) is not str or len(value) >= SHARE_MIN_LENGTH)
 
 
 @dataclass
 class Drilldown:
-    """``runs``: each run's description (no items); ``shared``: values several runs use;
+    """``runs``: each run's description (no items); ``shared``: texts that occur more than once;
     :meth:`blocks` yields each run's rows, one run at a time."""
 
     runs: dict[str, dict[str, Any]]
@@ -105,51 +140,54 @@ class Drilldown:
     _collected: Collected = field(repr=False)
     _shared_index: dict[Any, int] = field(repr=False)
 
-    def blocks(self) -> Iterator[tuple[str, list[list[Any]]]]:
+    def blocks(self) -> Iterator[tuple[str, list[Any]]]:
         for record in self._collected.runs:
             yield record.id, self._rows(record)
 
-    def _rows(self, record: Any) -> list[list[Any]]:
+    def _rows(self, record: Any) -> list[Any]:
+        """Rows built column by column (a comprehension per field is several times faster than
+        a loop over fields per item at 300k items)."""
         meta = self.runs[record.id]
-        fields, is_text = meta["fields"], meta["text"]
+        samples = self._collected.samples(self._store, record.id)
         index = self._shared_index
-        rows = []
-        for item_id, payload in self._collected.samples(self._store, record.id):
-            row: list[Any] = [item_id]
-            for name, text in zip(fields, is_text):
-                value = payload.get(name)
-                if text and value is not None:
-                    if name in RAW_FIELDS and isinstance(value, str):
-                        value = _cut(value, record.id)
-                    shared = index.get(_key(value))
-                    row.append(shared if shared is not None else value)
-                else:
-                    row.append(_rounded(value))
-            rows.append(row)
-        return rows
+        columns: list[list[Any]] = [[item_id for item_id, _ in samples]]
+        for name, text in zip(meta["fields"], meta["text"]):
+            column = [p.get(name) for _, p in samples]
+            if text:
+                if name in RAW_FIELDS:
+                    column = [_cut(v, record.id) if type(v) is str else v for v in column]
+                column = [v if v is None else index.get(v if type(v) is str else tuple(v), v) for v in column]
+            elif any(type(v) in (float, list, dict) for v in column):
+                column = _rounded_column(column)
+            columns.append(column)
+        return [list(row) for row in zip(*columns)]
 
 
 def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: dict[str, str] | None = None) -> Drilldown:
     runs: dict[str, Any] = {}
-    uses: Counter = Counter()  # text -> occurrences in all runs (in order of first use: gzip sees a
-    first_kind: dict[Any, str] = {}  # question beside its prompt and compresses the repeat away)
+    uses: Counter = Counter()  # text -> occurrences in all runs, in order of first use (gzip then
+    first_kind: dict[Any, str] = {}  # sees a question beside its prompt and compresses the repeat)
+    candidates_of: dict[str, list[str]] = {}
     for record in collected.runs:
         samples = collected.samples(store, record.id)
-        fields: list[str] = [f for f in FIELD_ORDER.get(record.kind, ()) if any(f in p for _, p in samples)]
-        for _, payload in samples:
-            for key in payload:
-                if key not in fields:
-                    fields.append(key)
-        is_text = [all(_is_text(p.get(f)) or p.get(f) is None for _, p in samples) and any(_is_text(p.get(f)) for _, p in samples)
-                   for f in fields]
-        candidates = [name for name, text in zip(fields, is_text) if text and name not in RAW_FIELDS]
-        for _, payload in samples:
-            for name in candidates:
-                value = payload.get(name)
-                if value is not None and (not isinstance(value, str) or len(value) >= SHARE_MIN_LENGTH):
-                    key = _key(value)
-                    uses[key] += 1
-                    first_kind.setdefault(key, record.kind)
+        fields = _fields(record.kind, samples)
+        is_text = []
+        candidates = []
+        key_columns = []
+        for name in fields:
+            column = [p.get(name) for _, p in samples]
+            text = _text_column(column)
+            is_text.append(text)
+            if text and name not in RAW_FIELDS:
+                candidates.append(name)
+                key_columns.append([(v if type(v) is str else tuple(v)) if _shareable(v) else None for v in column])
+        # item by item (not field by field), so an item's question, choices and prompt sit together
+        keys = [k for row in zip(*key_columns) for k in row if k is not None]
+        uses.update(keys)
+        for key in dict.fromkeys(keys):
+            first_kind.setdefault(key, record.kind)
+        del keys, key_columns
+        candidates_of[record.id] = candidates
         prov = collected.provenance[record.id]
         models = {record.model} if record.model else set()
         if record.kind in ("human", "arena"):  # one run covers many models; its own name ("a vs b") is none of them
@@ -171,11 +209,12 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
             "n": len(samples),
             "shared": [],
         }
-    # group by first kind, each group in order of first use
+    # grouped by the kind that first uses them, each group in order of first use
     by_kind: dict[str, list[Any]] = {}
     for key, count in uses.items():
         if count > 1:
             by_kind.setdefault(first_kind[key], []).append(key)
+    del uses
     shared: list[Any] = []
     index: dict[Any, int] = {}
     groups = []
@@ -186,17 +225,11 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
         for key in keys:
             index[key] = len(shared)
             shared.append(key if isinstance(key, str) else list(key))
-    del uses
     for record in collected.runs:  # the groups each run's shared texts come from
-        meta = runs[record.id]
-        needed = set()
-        names = [name for name, text in zip(meta["fields"], meta["text"]) if text and name not in RAW_FIELDS]
-        for _, payload in collected.samples(store, record.id):
-            for name in names:
-                value = payload.get(name)
-                if value is not None and _key(value) in index:
-                    needed.add(first_kind[_key(value)])
-                    if len(needed) == len(group_of_kind):
-                        break
-        meta["shared"] = sorted(group_of_kind[k] for k in needed)
+        needed: set[str] = set()
+        samples = collected.samples(store, record.id)
+        for name in candidates_of[record.id]:
+            values = {v if type(v) is str else tuple(v) for v in (p.get(name) for _, p in samples) if v is not None}
+            needed |= {first_kind[k] for k in values if k in index}
+        runs[record.id]["shared"] = sorted(group_of_kind[k] for k in needed)
     return Drilldown(runs, shared, groups, store, collected, index)

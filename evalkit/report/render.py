@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import orjson
 
 from evalkit.report.charts import interval_chart, loss_chart, mmlu_chart
 from evalkit.report.collect import Collected, collect_runs
@@ -90,20 +91,25 @@ def _escaped(text: str) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _json_parts(values: list[Any]) -> Iterator[str]:
-    """A JSON array as pieces of text, a batch of values at a time (no whole-block string)."""
-    yield "["
+def _json_parts(values: list[Any]) -> Iterator[bytes]:
+    """A JSON array as UTF-8 pieces, a batch of values at a time (no whole-block string)."""
+    yield b"["
     for start in range(0, len(values), BATCH_ROWS):
-        text = json.dumps(values[start:start + BATCH_ROWS], ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
-        yield ("," if start else "") + _escaped(text[1:-1])
-    yield "]"
+        batch = values[start:start + BATCH_ROWS]
+        try:
+            text = orjson.dumps(batch)
+        except TypeError:  # what orjson will not write (odd objects, non-string keys): as json writes it
+            text = json.dumps(batch, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str).encode("utf-8")
+        text = text.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
+        yield (b"," if start else b"") + text[1:-1]
+    yield b"]"
 
 
 def encode_block(values: list[Any], compress_over: int = COMPRESS_OVER) -> tuple[str, str, str]:
     """(payload, script type, encoding) of one block of item data: plain JSON safe inside a
-    <script> element, or, above ``compress_over`` characters, gzip+base64 (streamed into the
+    <script> element, or, above ``compress_over`` bytes, gzip+base64 (streamed into the
     compressor piece by piece once the block turns out large)."""
-    plain: list[str] = []
+    plain: list[bytes] = []
     size = 0
     parts = _json_parts(values)
     for part in parts:
@@ -112,14 +118,14 @@ def encode_block(values: list[Any], compress_over: int = COMPRESS_OVER) -> tuple
         if size > compress_over:
             break
     else:
-        return "".join(plain), "application/json", "json"
+        return b"".join(plain).decode("utf-8"), "application/json", "json"
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as packed:
         for part in plain:
-            packed.write(part.encode("utf-8"))
+            packed.write(part)
         plain.clear()
         for part in parts:
-            packed.write(part.encode("utf-8"))
+            packed.write(part)
     return base64.b64encode(buffer.getbuffer()).decode("ascii"), "application/octet-stream", "gzip+base64"
 
 
