@@ -109,10 +109,14 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
         raise NotComparable(
             f"no items in common ({run_a.id} has {len(samples_a)}, {run_b.id} has {len(samples_b)}): different eval sets"
         )
+    payloads_a = [samples_a[i] for i in common]
+    payloads_b = [samples_b[i] for i in common]
     for name, what in COMPARABLE_PAYLOAD.get(kind, ()):
-        differing = [
-            item for item in common if samples_a[item].get(name) != samples_b[item].get(name)
-        ]
+        values_a = [p.get(name) for p in payloads_a]
+        values_b = [p.get(name) for p in payloads_b]
+        if values_a == values_b:  # the usual case, checked in one comparison of two lists
+            continue
+        differing = [item for item, va, vb in zip(common, values_a, values_b) if va != vb]
         if differing:
             raise NotComparable(
                 f"different {what} on {len(differing)} of {len(common)} common items "
@@ -122,8 +126,8 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
         run_a,
         run_b,
         common,
-        [samples_a[i] for i in common],
-        [samples_b[i] for i in common],
+        payloads_a,
+        payloads_b,
         only_a=len(samples_a) - len(common),
         only_b=len(samples_b) - len(common),
     )
