@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from benchmarks._forked import run_forked
-from tests.finetune.book_reference import custom_collate_fn as book_collate  # the book's code, kept once
+from llms_from_scratch.ch07 import custom_collate_fn as book_collate  # the book's own code (PyPI: llms-from-scratch)
 
 SHARED = Path(os.environ.get("EVALKIT_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 DATA = SHARED / "book-ch07" / "instruction-data.json"

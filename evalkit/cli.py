@@ -56,10 +56,11 @@ def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def open_store(args: argparse.Namespace):
+def open_store(args: argparse.Namespace, *, read_only: bool = False):
+    """``read_only`` for commands that only read: the store is never created or changed."""
     from evalkit.store import ResultsStore, default_store_path
 
-    return ResultsStore(getattr(args, "store", None) or default_store_path())
+    return ResultsStore(getattr(args, "store", None) or default_store_path(), read_only=read_only)
 
 
 # -- runs -----------------------------------------------------------------------------------
@@ -83,7 +84,7 @@ def _runs_rows(records) -> list[dict]:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         records = store.list_runs(kind=args.kind, model=args.model, status=args.status)
     if args.format == "json":
         print_rows([], "json", json_value=[r.as_dict() for r in records])
@@ -96,7 +97,7 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         record = store.get_run(args.run_id)
         n_samples = store.sample_count(record.id)
     if args.format == "json":
@@ -121,7 +122,7 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 def cmd_runs_export(args: argparse.Namespace) -> int:
     from evalkit.runs_export import export_run
 
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         written = export_run(store, args.run_id, args.format, args.out)
     if written is not None:
         print(f"wrote {written}", file=sys.stderr)
@@ -139,7 +140,7 @@ def cmd_runs_import(args: argparse.Namespace) -> int:
 
 def cmd_runs_delete(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        deleted = store.delete_run(args.run_id)
+        deleted = store.delete_run(args.run_id, force=args.force)
     print(f"deleted {deleted}", file=sys.stderr)
     return 0
 
@@ -181,6 +182,7 @@ def _add_runs(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) 
 
     p = runs_sub.add_parser("delete", parents=[parent], help="delete a run with its metrics and samples")
     p.add_argument("run_id", metavar="ID", help="run id")
+    p.add_argument("--force", action="store_true", help="delete even a run another live process is still writing")
     p.set_defaults(func=cmd_runs_delete)
 
 
@@ -278,7 +280,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from finetune.generate import responses_for_split
+    from evalkit.generate_run import responses_for_split
 
     with open_store(args) as store:
         run_id, records, out = responses_for_split(
@@ -511,7 +513,7 @@ def cmd_pairs_export(args: argparse.Namespace) -> int:
 
     if not args.runs and not args.models:
         raise EvalkitError("pass --runs RUN_A,RUN_B or --models NAME,NAME")
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         bundle = export_pairs(store, runs=args.runs, models=args.models, eval_set=args.eval_set, n=args.n,
                               baseline=args.baseline, seed=args.seed, title=args.title)
     paths = bundle.write(args.out, force=args.force)
@@ -545,7 +547,7 @@ def cmd_pairs_agreement(args: argparse.Namespace) -> int:
     from evalkit.human.agreement import agreement_report
     from evalkit.human.show import print_agreement
 
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         report = agreement_report(store, human_runs=args.human, judge_runs=args.judge)
     print_agreement(report, args.format)
     return 0
@@ -622,7 +624,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from evalkit.report import render_report
 
     runs, include_unfinished = _report_runs(args)
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         out = render_report(store, args.out, runs=runs, title=args.title, include_unfinished=include_unfinished)
     print(f"wrote {out}")
     return 0
@@ -632,7 +634,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from evalkit.report.leaderboard_output import write_leaderboard
 
     runs, include_unfinished = _report_runs(args)
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         written = write_leaderboard(store, args.format, args.out, runs=runs, include_unfinished=include_unfinished)
     if written is not None:
         print(f"wrote {written}", file=sys.stderr)
@@ -693,7 +695,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from evalkit.compare import compare_models
     from evalkit.compare.display import write
 
-    with open_store(args) as store:
+    with open_store(args, read_only=True) as store:
         rows = compare_models(
             store, args.model_a, args.model_b, metrics=args.metrics, alpha=args.alpha, bootstrap=args.bootstrap,
             seed=args.seed, progress=sys.stderr.isatty(),

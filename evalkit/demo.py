@@ -4,7 +4,7 @@ Steps (each one's result is printed with where it went):
 
 1. fine-tune a small GPT-2 on the book's instruction data (``finetune.train``);
 2. generate responses to the test split, before and after fine-tuning
-   (``finetune.generate_responses``);
+   (``evalkit.generate_run.generate_responses``);
 3. MMLU on a few subjects with a per-subject limit (``evalkit.mmlu.run_mmlu``);
 4. judge the responses with Ollama when a server answers (``evalkit.judge.run_judge``);
    otherwise say so, skip, and say how to enable it;
@@ -208,7 +208,7 @@ def run_demo(options: DemoOptions = DEFAULTS) -> dict[str, Any]:
         steps.done("fine-tune", f"{trained.out_dir} after {trained.steps} steps, {trained.tokens_seen} tokens; {loss} (run {trained.run_id})", t)
 
         # 2. responses to the test split, before and after fine-tuning
-        from finetune import generate_responses
+        from evalkit.generate_run import generate_responses
         from finetune.generate import default_device
 
         t = steps.start("2/6 generate test-split responses")

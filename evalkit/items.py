@@ -7,7 +7,7 @@ same id everywhere.
 
 from __future__ import annotations
 
-from evalkit.store import content_hash
+from evalkit.hashing import content_hash
 
 
 def instruction_item_id(instruction: str, input: str = "") -> str:  # noqa: A002 - the field's name

@@ -70,3 +70,23 @@ def print_rows(
         console().print(f"{title + ': ' if title else ''}(nothing to show)", markup=False)
         return
     console().print(table)
+
+
+def write_text(text: str, out: "Path | None", default_name: str) -> "Path | None":
+    """``text`` to stdout (``out`` None), into a folder under ``default_name``, or to a file;
+    files are written atomically. ``default_name`` (often a run id) may never leave the folder."""
+    from pathlib import Path
+
+    from evalkit.schema import check_safe_id
+
+    if out is None:
+        sys.stdout.write(text)
+        return None
+    out = Path(out)
+    if out.is_dir():
+        out = out / check_safe_id(default_name, "export file name")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out

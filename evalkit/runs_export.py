@@ -1,36 +1,24 @@
 """`evalkit runs export` / `runs import`: a run as a file.
 
-Formats are registered by name in :data:`EXPORT_FORMATS`; interoperability formats
-(AlpacaEval, Chatbot Arena, lm-eval) register there too, each in its own module.
+Formats are listed by name in :data:`EXPORT_FORMATS`: evalkit's own (json, jsonl, csv, table)
+here, the interoperability formats (AlpacaEval, Chatbot Arena, lm-eval) from
+:mod:`evalkit.interop.exports`, which does not import this module.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import EvalkitError
-from evalkit.output import print_rows, to_csv
+from evalkit.interop.exports import INTEROP_FORMATS
+from evalkit.output import print_rows, to_csv, write_text as _write_text
 from evalkit.store import ResultsStore
 
 # name -> function(store, run_id, out) -> path written (None when printed to stdout)
 Exporter = Callable[[ResultsStore, str, "Path | None"], "Path | None"]
-
-
-def _write_text(text: str, out: Path | None, default_name: str) -> Path | None:
-    if out is None:
-        sys.stdout.write(text)
-        return None
-    if out.is_dir():
-        out = out / default_name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    return out
 
 
 def _flatten(payload: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -78,6 +66,7 @@ EXPORT_FORMATS: dict[str, Exporter] = {
     "jsonl": export_jsonl,
     "csv": export_csv,
     "table": export_table,
+    **INTEROP_FORMATS,
 }
 
 
@@ -95,6 +84,3 @@ def import_run_file(store: ResultsStore, path: Path) -> str:
     doc = read_json_document(path, expected="an evalkit run export (`evalkit runs export ID --format json`)")
     return store.import_run(doc, source=str(path))
 
-
-# Interoperability formats (AlpacaEval, Chatbot Arena, lm-eval) register themselves on import.
-import evalkit.interop.exports  # noqa: E402,F401  (after EXPORT_FORMATS exists: it adds to it)

@@ -22,8 +22,8 @@ the same fingerprint, whose :meth:`Run.done_items` the caller skips.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -36,12 +36,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalkit import store_content
+from evalkit import schema, store_content
 from evalkit.errors import EvalkitError, StoreVersionError, UnknownRunError
+from evalkit.hashing import canonical_json, content_hash  # noqa: F401  (re-exported: store.content_hash)
+from evalkit.schema import RUN_KINDS, STATUSES  # noqa: F401  (re-exported for the CLI)
 
 SCHEMA_VERSION = 2
-RUN_KINDS = ("finetune", "generate", "mmlu", "judge-score", "judge-pairwise", "human", "arena")
-STATUSES = ("running", "done", "failed", "interrupted")
 DEFAULT_STORE = Path("evalkit-results") / "evalkit.db"
 EXPORT_FORMAT = "evalkit-run"
 EXPORT_FORMAT_VERSION = 1
@@ -55,20 +55,45 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def canonical_json(value: Any) -> str:
-    """Stable JSON text: the basis of fingerprints and cache keys."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def content_hash(value: Any, length: int = 16) -> str:
-    text = value if isinstance(value, str) else canonical_json(value)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
-
-
 def _dumps(value: Any) -> str:
     # default=str keeps Paths and other odd objects from breaking a write; model text is
-    # stored verbatim (JSON escaping makes any content safe inside the column).
-    return json.dumps(value, ensure_ascii=False, default=str)
+    # stored verbatim (JSON escaping makes any content safe inside the column). allow_nan=False:
+    # NaN/Infinity are not JSON and never stored as a number (the schema names the field first).
+    return json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
+
+
+def _number(value: Any) -> Any:
+    """A numpy or Python real as a float (validation then refuses NaN/Infinity); other values as given."""
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _count(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        as_float = float(value)
+    except (TypeError, ValueError):
+        return value
+    return int(as_float) if as_float.is_integer() else as_float
+
+
+def _loads(text: str) -> Any:
+    """A stored JSON value. Stores written before values were validated may hold NaN/Infinity:
+    read as null (a missing value), so no reader ever does arithmetic on a number that is not one."""
+    return json.loads(text, parse_constant=lambda _: None)
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+class StoreError(EvalkitError):
+    """The file is not a usable evalkit results store (missing, foreign, corrupt, read-only)."""
 
 
 def _git_commit() -> str | None:
@@ -92,6 +117,30 @@ def git_commit() -> str | None:
     if not _GIT_COMMIT:
         _GIT_COMMIT.append(_git_commit())
     return _GIT_COMMIT[0]
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _looks_like_sqlite(path: Path) -> bool:
+    """An empty file (a new store) or one that starts with SQLite's header."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read the results store ({exc.strerror or exc})") from None
+    return head in (b"", _SQLITE_HEADER)
+
+
+def _sqlite_problem(exc: sqlite3.DatabaseError) -> str:
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return "the results store is read-only (no permission to write it or its folder); use a writable --store"
+    if "malformed" in text or "not a database" in text or "file is encrypted" in text:
+        return f"not an evalkit results store, or a corrupt one ({text}); the file was not changed"
+    if "unable to open" in text:
+        return f"cannot open the results store ({text})"
+    return f"results store error: {text}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -203,20 +252,71 @@ _MIGRATIONS: dict[int, list[str]] = {
 class ResultsStore:
     """Connection to one results database. Safe to share between threads."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None):
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, read_only: bool = False):
+        """``read_only``: open an existing store without ever changing it (sqlite ``mode=ro``):
+        a missing file is an error, not a new store, and a file that is not an evalkit store is
+        refused untouched. Otherwise the store is created or migrated as needed."""
         self.path = Path(path) if path is not None else default_store_path()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
         self._lock = threading.RLock()
+        self._kinds: dict[str, str] = {}
+        self._contents = store_content.ContentCache()
+        if read_only:
+            self._open_read_only()
+            return
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: a folder, not a results store file")
+        if self.path.exists() and not _looks_like_sqlite(self.path):
+            raise StoreError(f"{self.path}: not an evalkit results store (not an SQLite database); the file was not changed")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: cannot create the store's folder ({exc.strerror or exc})") from None
         try:
             self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
+            if self.path.stat().st_size > 0:
+                # refuse someone else's database before anything (journal mode, tables) is changed
+                self._check_evalkit_store()
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             self._conn.execute("PRAGMA busy_timeout=60000")
+            self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise EvalkitError(f"{self.path}: not an evalkit results store ({exc})") from exc
-        self._contents = store_content.ContentCache()
-        self._migrate()
+            raise StoreError(f"{self.path}: {_sqlite_problem(exc)}") from None
+
+    def _open_read_only(self) -> None:
+        if self.path.is_dir():
+            raise StoreError(f"{self.path}: a folder, not a results store file")
+        if not self.path.is_file():
+            raise StoreError(f"no results store at {self.path} (read-only commands never create one; pass --store)")
+        if not _looks_like_sqlite(self.path):
+            raise StoreError(f"{self.path}: not an evalkit results store (not an SQLite database); the file was not changed")
+        try:
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA busy_timeout=60000")
+            self._check_evalkit_store()
+            version = self._schema_version()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: {_sqlite_problem(exc)}") from None
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"{self.path}: results store has schema version {version}, but this evalkit "
+                f"understands up to {SCHEMA_VERSION}; upgrade evalkit (the store was not changed)"
+            )
+
+    def _check_evalkit_store(self) -> None:
+        """A non-empty SQLite file must hold evalkit's tables and an integer schema version."""
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables and not self.read_only:
+            return  # an empty database (e.g. made by sqlite3 with no tables yet) becomes a store
+        if not {"meta", "runs", "metrics", "samples"} <= tables:
+            raise StoreError(
+                f"{self.path}: not an evalkit results store (an SQLite database without evalkit's tables); "
+                "the file was not changed"
+            )
+        self._schema_version()
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -227,7 +327,15 @@ class ResultsStore:
         if not has_meta:
             return 0
         row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        if row is None:
+            return 0
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise StoreError(
+                f"{self.path}: schema_version {row[0]!r} is not an integer: not an evalkit results store, "
+                "or a damaged one (the file was not changed)"
+            ) from None
 
     def _migrate(self) -> None:
         with self._lock:
@@ -293,10 +401,13 @@ class ResultsStore:
         With ``resume`` (the default) an unfinished run of the same kind, model and config
         is reopened, so the caller can skip :meth:`Run.done_items`; otherwise a new run starts.
         """
-        if kind not in RUN_KINDS:
-            raise EvalkitError(f"unknown run kind {kind!r}; expected one of {', '.join(RUN_KINDS)}")
+        self._writable()
+        schema.check_kind(kind)
+        if model is not None:
+            schema.check_safe_id(model, "model name", allow_slash=True)
         from evalkit import __version__
 
+        schema.validate_config(kind, config or {}, where=f"{kind} run of {model or 'no model'}")
         config = json.loads(canonical_json(config or {}))
         fp = self.fingerprint(kind, model, config)
         with self._lock:
@@ -333,6 +444,38 @@ class ResultsStore:
             )
         return Run(self, run_id, kind, model, config, resumed=False)
 
+    def check_run(
+        self,
+        kind: str,
+        model: str | None,
+        config: dict[str, Any],
+        samples: Iterable[tuple[str, dict[str, Any]]] = (),
+        metrics: dict[str, Metric | float | int | None] | None = None,
+        *,
+        source: str = "input",
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Check a whole run against the schema without writing anything; returns the samples as
+        they would be stored. Importers call this first, so bad input never leaves a run behind."""
+        where = str(source)
+        try:
+            schema.check_kind(kind, where)
+            if model is not None:
+                schema.check_safe_id(model, "model name", allow_slash=True)
+            schema.validate_config(kind, config, where=where)
+            checked = schema.validate_samples(kind, samples, where=where)
+            for name, m in (metrics or {}).items():
+                m = m if isinstance(m, Metric) else Metric(m)
+                schema.validate_metric(kind, name, _number(m.value), _number(m.stderr), _count(m.n), where=where)
+        except schema.SchemaError as exc:
+            message = str(exc)
+            raise schema.SchemaError(message if message.startswith(where) else f"{where}: {message}") from None
+        seen: set[str] = set()
+        for item_id, _ in checked:
+            if item_id in seen:
+                raise schema.SchemaError(f"{where}: item {item_id!r} appears twice (one would overwrite the other)")
+            seen.add(item_id)
+        return checked
+
     def _row_to_record(self, row: sqlite3.Row | tuple) -> RunRecord:
         (rid, kind, model, model_path, model_hash, config, fp, version, commit, created, finished, status, pid, host) = row
         if status == "running" and pid and host == socket.gethostname() and not _pid_alive(int(pid)):
@@ -344,7 +487,7 @@ class ResultsStore:
             model=model,
             model_path=model_path,
             model_hash=model_hash,
-            config=json.loads(config),
+            config=_loads(config),
             evalkit_version=version,
             git_commit=commit,
             created_at=created,
@@ -410,8 +553,27 @@ class ResultsStore:
                 return record
         return None
 
-    def delete_run(self, run_id: str) -> str:
+    def writer_alive(self, run_id: str) -> int | None:
+        """The pid of a live process on this host still writing the run (None when there is none)."""
+        row = self._execute("SELECT status, pid, host FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        status, pid, host = row
+        if status == "running" and pid and host == socket.gethostname() and _pid_alive(int(pid)):
+            return int(pid)
+        return None
+
+    def delete_run(self, run_id: str, *, force: bool = False) -> str:
+        """Delete a run with its metrics and samples. A run another live process is still
+        writing is refused unless ``force`` (the writer would fail on its next write)."""
+        self._writable()
         run_id = self.get_run(run_id, with_metrics=False).id
+        pid = self.writer_alive(run_id)
+        if pid is not None and not force and pid != os.getpid():
+            raise EvalkitError(
+                f"run {run_id} is still being written by process {pid} on this host; stop it first, "
+                "or pass --force to delete it anyway"
+            )
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -425,6 +587,18 @@ class ResultsStore:
                 raise
         return run_id
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path}: opened read-only; this command cannot change the store")
+
+    def _kind_of(self, run_id: str) -> str:
+        if run_id not in self._kinds:
+            row = self._execute("SELECT kind FROM runs WHERE id=?", (run_id,)).fetchone()
+            if row is None:
+                raise UnknownRunError(f"no run {run_id!r} in {self.path}")
+            self._kinds[run_id] = row[0]
+        return self._kinds[run_id]
+
     def set_status(self, run_id: str, status: str) -> None:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
@@ -435,6 +609,7 @@ class ResultsStore:
 
     def run_dir(self, run_id: str) -> Path:
         """A folder beside the database for a run's files (lm-eval JSON, checkpoints' logs...)."""
+        schema.check_safe_id(run_id, "run id")
         path = self.path.parent / "runs" / run_id
         path.mkdir(parents=True, exist_ok=True)
         return path
@@ -445,7 +620,7 @@ class ResultsStore:
         rows = self._execute(
             "SELECT name, value, stderr, n FROM metrics WHERE run_id=? ORDER BY name", (run_id,)
         ).fetchall()
-        return {name: Metric(value, stderr, n) for name, value, stderr, n in rows}
+        return {name: Metric(_finite(value), _finite(stderr), n) for name, value, stderr, n in rows}
 
     def _all_metrics(self, run_ids: list[str]) -> dict[str, dict[str, Metric]]:
         out: dict[str, dict[str, Metric]] = {}
@@ -455,16 +630,19 @@ class ResultsStore:
         wanted = set(run_ids)
         for run_id, name, value, stderr, n in rows:
             if run_id in wanted:
-                out.setdefault(run_id, {})[name] = Metric(value, stderr, n)
+                out.setdefault(run_id, {})[name] = Metric(_finite(value), _finite(stderr), n)
         return out
 
     def samples(self, run_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(item_id, payload) in the order they were first written."""
+        # a store older than shared content, opened read-only (so not migrated), has no `shared`
+        shared = "shared" if self.read_only is False or self._schema_version() >= 2 else "NULL"
         rows = self._execute(
-            "SELECT item_id, payload, shared FROM samples WHERE run_id=? ORDER BY seq", (run_id,)
+            f"SELECT item_id, payload, {shared} FROM samples WHERE run_id=? ORDER BY seq", (run_id,)
         ).fetchall()
         with self._lock:
-            yield from self._contents.resolve(self._conn, rows)
+            resolved = self._contents.resolve(self._conn, rows)
+        yield from resolved
 
     def sample_count(self, run_id: str) -> int:
         return self._execute("SELECT COUNT(*) FROM samples WHERE run_id=?", (run_id,)).fetchone()[0]
@@ -479,7 +657,13 @@ class ResultsStore:
             return store_content.item_sets(self._conn, list(run_ids))
 
     def write_samples(self, run_id: str, items: Iterable[tuple[str, dict[str, Any]]]) -> int:
-        """Insert or replace samples in one transaction; returns how many were written."""
+        """Insert or replace samples in one transaction; returns how many were written.
+
+        Every payload is checked against the run kind's schema first: one bad payload (wrong
+        type, NaN/Infinity) raises :class:`~evalkit.schema.SchemaError` and writes none."""
+        self._writable()
+        kind = self._kind_of(run_id)
+        items = list(schema.validate_samples(kind, items, where=f"run {run_id}"))  # written by ContentCache.split
         now = utc_now()
         count = 0
         written: set[str] = set()
@@ -494,7 +678,7 @@ class ResultsStore:
                         " (SELECT COALESCE(MAX(seq), -1) + 1 FROM samples WHERE run_id=?), ?, ?, ?)"
                         " ON CONFLICT(run_id, item_id) DO UPDATE SET payload=excluded.payload,"
                         " shared=excluded.shared, created_at=excluded.created_at",
-                        (run_id, str(item_id), run_id, stored, shared, now),
+                        (run_id, item_id, run_id, stored, shared, now),
                     )
                     count += 1
                 if count:
@@ -506,12 +690,21 @@ class ResultsStore:
         return count
 
     def write_metrics(self, run_id: str, metrics: dict[str, Metric | float | int | None]) -> None:
+        """Write metrics in one transaction after checking all of them (known name for the
+        kind, finite value and stderr, n a count): a NaN is never stored as a number."""
+        self._writable()
+        kind = self._kind_of(run_id)
+        checked = []
+        for name, m in metrics.items():
+            if not isinstance(m, Metric):
+                m = Metric(m)
+            m = Metric(_number(m.value), _number(m.stderr), _count(m.n))
+            schema.validate_metric(kind, name, m.value, m.stderr, m.n, where=f"run {run_id}")
+            checked.append((name, m))
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for name, m in metrics.items():
-                    if not isinstance(m, Metric):
-                        m = Metric(None if m is None else float(m))
+                for name, m in checked:
                     self._conn.execute(
                         "INSERT OR REPLACE INTO metrics (run_id, name, value, stderr, n) VALUES (?,?,?,?,?)",
                         (run_id, name, m.value, m.stderr, m.n),
@@ -528,6 +721,8 @@ class ResultsStore:
         return json.loads(row[0]) if row else None
 
     def cache_put(self, key: str, value: Any) -> None:
+        if self.read_only:
+            return  # a cache is an optimisation: a read-only store simply does not remember
         self._execute("INSERT OR REPLACE INTO cache (key, value, created_at) VALUES (?,?,?)", (key, _dumps(value), utc_now()))
 
     # -- export / import --------------------------------------------------------------------
@@ -541,15 +736,13 @@ class ResultsStore:
         return doc
 
     def import_run(self, doc: dict[str, Any], *, source: str = "<document>") -> str:
-        """Store a document written by :meth:`export_run`; the run keeps its id."""
-        if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
-            raise EvalkitError(f"{source}: not an evalkit run export (expected \"format\": \"{EXPORT_FORMAT}\")")
-        if int(doc.get("format_version", 0)) > EXPORT_FORMAT_VERSION:
-            raise StoreVersionError(f"{source}: run export format version {doc['format_version']} is newer than this evalkit")
-        run = doc["run"]
-        for key in ("id", "kind", "config", "created_at", "status"):
-            if key not in run:
-                raise EvalkitError(f"{source}: field 'run.{key}' is missing")
+        """Store a document written by :meth:`export_run`; the run keeps its id.
+
+        Everything is checked before anything is written (a safe run id, a known kind and status,
+        an object config, known finite metrics, object payloads of the kind's schema): a bad
+        document leaves the store as it was."""
+        self._writable()
+        run, metrics, samples = _checked_export(doc, source)
         with self._lock:
             if self._conn.execute("SELECT 1 FROM runs WHERE id=?", (run["id"],)).fetchone():
                 raise EvalkitError(f"{source}: run {run['id']} already exists in {self.path}")
@@ -573,24 +766,82 @@ class ResultsStore:
                         run["status"] if run["status"] != "running" else "interrupted",
                     ),
                 )
-                for name, m in (run.get("metrics") or {}).items():
+                for name, m in metrics:
                     self._conn.execute(
                         "INSERT INTO metrics (run_id, name, value, stderr, n) VALUES (?,?,?,?,?)",
-                        (run["id"], name, m.get("value"), m.get("stderr"), m.get("n")),
+                        (run["id"], name, m.value, m.stderr, m.n),
                     )
                 now = utc_now()
                 written: set[str] = set()
-                for seq, sample in enumerate(doc.get("samples") or []):
-                    stored, shared = self._contents.split(self._conn, sample["payload"], written)
+                for seq, (item_id, payload) in enumerate(samples):
+                    stored, shared = self._contents.split(self._conn, payload, written)
                     self._conn.execute(
                         "INSERT INTO samples (run_id, item_id, seq, payload, shared, created_at) VALUES (?,?,?,?,?,?)",
-                        (run["id"], str(sample["item_id"]), seq, stored, shared, now),
+                        (run["id"], item_id, seq, stored, shared, now),
                     )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
         return run["id"]
+
+
+def _checked_export(doc: Any, source: str) -> tuple[dict[str, Any], list[tuple[str, Metric]], list[tuple[str, str]]]:
+    """(run, metrics, (item id, payload JSON) samples) of a run export, every field checked."""
+    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
+        raise EvalkitError(f"{source}: not an evalkit run export (expected \"format\": \"{EXPORT_FORMAT}\")")
+    version = doc.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise EvalkitError(f"{source}: field 'format_version' must be an integer, not {version!r:.40}")
+    if version > EXPORT_FORMAT_VERSION:
+        raise StoreVersionError(f"{source}: run export format version {version} is newer than this evalkit")
+    run = doc.get("run")
+    if not isinstance(run, dict):
+        raise EvalkitError(f"{source}: field 'run' must be a JSON object")
+    for key in ("id", "kind", "config", "created_at", "status"):
+        if key not in run:
+            raise EvalkitError(f"{source}: field 'run.{key}' is missing")
+    try:
+        schema.check_safe_id(run["id"], "run id")
+        schema.check_kind(run["kind"], "field 'run.kind'")
+        schema.check_status(run["status"], "field 'run.status'")
+        where = f"{source}: run {run['id']}"
+        schema.validate_config(run["kind"], run["config"], where=where)
+        for key in ("model", "model_path", "model_hash", "evalkit_version", "git_commit", "finished_at"):
+            if run.get(key) is not None and not isinstance(run[key], str):
+                raise EvalkitError(f"{where}: field 'run.{key}' must be a string or null, not {run[key]!r:.40}")
+        if not isinstance(run["created_at"], str):
+            raise EvalkitError(f"{where}: field 'run.created_at' must be a string, not {run['created_at']!r:.40}")
+        if run.get("model") is not None:
+            schema.check_safe_id(run["model"], f"{where}: field 'run.model'", allow_slash=True)
+        raw_metrics = run.get("metrics") or {}
+        if not isinstance(raw_metrics, dict):
+            raise EvalkitError(f"{where}: field 'run.metrics' must be a JSON object")
+        metrics = []
+        for name, m in raw_metrics.items():
+            if not isinstance(m, dict):
+                raise EvalkitError(f"{where}: field 'run.metrics.{name}' must be a JSON object with value, stderr, n")
+            metric = Metric(_number(m.get("value")), _number(m.get("stderr")), _count(m.get("n")))
+            schema.validate_metric(run["kind"], name, metric.value, metric.stderr, metric.n, where=where)
+            metrics.append((name, metric))
+        raw_samples = doc.get("samples") or []
+        if not isinstance(raw_samples, list):
+            raise EvalkitError(f"{where}: field 'samples' must be a JSON list")
+        samples, seen = [], set()
+        for i, sample in enumerate(raw_samples):
+            if not isinstance(sample, dict) or "item_id" not in sample or "payload" not in sample:
+                raise EvalkitError(f"{where}: samples[{i}] must be an object with 'item_id' and 'payload'")
+            item_id, payload = sample["item_id"], sample["payload"]
+            if not isinstance(item_id, str):
+                raise EvalkitError(f"{where}: samples[{i}]: field 'item_id' must be a string, not {item_id!r:.40}")
+            if item_id in seen:
+                raise EvalkitError(f"{where}: samples[{i}]: item {item_id!r} appears twice")
+            seen.add(item_id)
+            samples.append((item_id, schema.validate_sample(run["kind"], item_id, payload, where=where)))
+    except schema.SchemaError as exc:
+        message = str(exc)
+        raise EvalkitError(message if message.startswith(source) else f"{source}: {message}") from None
+    return run, metrics, samples
 
 
 class Run:

@@ -34,16 +34,18 @@ CACHE_LIMIT = 500_000  # decoded values kept in memory per open store
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=str)
+    # as evalkit.store writes JSON: odd objects as text, never NaN/Infinity (validated before)
+    return json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
 
 
 def loads(text: str) -> Any:
     """JSON text as the json module reads it; orjson first (several times faster on ~300k samples),
-    json for what orjson refuses (NaN and Infinity, which older stores may hold; huge integers)."""
+    json for what orjson refuses: huge integers, and NaN/Infinity, which stores written before
+    values were validated may hold and which are read as null (as evalkit.store reads them)."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text)
+        return json.loads(text, parse_constant=lambda _: None)
 
 
 def _shareable(value: Any) -> bool:
@@ -178,7 +180,8 @@ def item_sets(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, tuple[i
     """run id -> (n_items, items_hash); computed from the item ids (not the payloads) and cached
     for a run that has none cached yet."""
     out: dict[str, tuple[int, str | None]] = {}
-    for start in range(0, len(run_ids), 500):
+    has_cache = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='run_item_sets'").fetchone()
+    for start in range(0, len(run_ids) if has_cache else 0, 500):
         chunk = run_ids[start:start + 500]
         rows = conn.execute(
             f"SELECT run_id, n_items, items_hash FROM run_item_sets WHERE run_id IN ({','.join('?' * len(chunk))})", chunk
@@ -195,5 +198,5 @@ def item_sets(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, tuple[i
                 " (SELECT 1 FROM runs WHERE id=?)", (run_id, *out[run_id], run_id),
             )
         except sqlite3.OperationalError:
-            pass  # a read-only store: computed every time, still without reading payloads
+            pass  # a read-only (or not yet migrated) store: computed every time, without reading payloads
     return out

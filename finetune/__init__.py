@@ -1,9 +1,10 @@
 """finetune: instruction fine-tuning of GPT-2 as in chapter 7 of *Build a Large Language Model (From Scratch)*.
 
 Same tokens as the book (:class:`InstructionDataset`, :func:`collate_batch`), then faster and
-safer: crash-safe resumable training (:func:`train`), batched KV-cache generation into the
-results store (:func:`generate_responses`), and import of checkpoints saved by the book's code
-(:func:`import_book_checkpoint`).
+safer: crash-safe resumable training (:func:`train`), batched KV-cache generation
+(:func:`generate_texts`; ``generate`` runs in the results store are
+:func:`evalkit.generate_run.generate_responses`), and import of checkpoints saved by the book's
+code (:func:`import_book_checkpoint`). Nothing here imports the results store.
 
 Names are imported on first use (PEP 562), so ``import finetune`` (and the ``evalkit`` command
 line, which reads :data:`MODEL_SIZES`) does not pay for importing torch and transformers.
@@ -29,10 +30,7 @@ _EXPORTS = {
     "padding_fraction": "finetune.dataset",
     "book_generate": "finetune.generate",
     "generate_batch": "finetune.generate",
-    "generate_responses": "finetune.generate",
     "generate_texts": "finetune.generate",
-    "responses_for_split": "finetune.generate",
-    "write_responses_jsonl": "finetune.generate",
     "MODEL_SIZES": "finetune.model",
     "load_model": "finetune.model",
     "random_model": "finetune.model",
@@ -69,10 +67,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from finetune.generate import (
         book_generate,
         generate_batch,
-        generate_responses,
         generate_texts,
-        responses_for_split,
-        write_responses_jsonl,
     )
     from finetune.model import MODEL_SIZES, load_model, random_model
     from finetune.prompts import STYLES, PromptStyle, format_prompt, format_response, get_style, register_style

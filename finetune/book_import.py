@@ -168,7 +168,7 @@ def infer_book_base(pth: str | Path) -> str:
 def import_book_checkpoint_cached(pth: str | Path, *, base: str | dict = "gpt2-medium", tokenizer: str | None = None) -> Path:
     """Import once into evalkit's cache (keyed by the file's size, mtime and base) and reuse."""
     from evalkit.assets import cache_dir
-    from evalkit.store import content_hash
+    from evalkit.hashing import content_hash
 
     pth = Path(pth).resolve()
     stat = pth.stat()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from evalkit.errors import InputError
 from evalkit.records import read_json_document
-from evalkit.store import content_hash
+from evalkit.hashing import content_hash
 
 
 @dataclass(frozen=True)

@@ -527,7 +527,7 @@ def train(
 
 
 def _records_hash(records: list[dict]) -> str:
-    from evalkit.store import content_hash
+    from evalkit.hashing import content_hash
 
     return content_hash([[r["instruction"], r["input"], r["output"]] for r in records])
 

@@ -17,7 +17,7 @@ from evalkit.compare.modes import (
     compare_votes,
     refused_row,
 )
-from evalkit.compare.selection import NoRuns, NotComparable, PairedRuns, memoized, select_pair
+from evalkit.compare.selection import NoRuns, NotComparable, PairedRuns, memoized, pair_runs, select_pair
 from evalkit.compare.stats import REFUSED, holm, percentile_interval, verdict
 from evalkit.errors import EvalkitError, InputError
 from evalkit.store import ResultsStore, RunRecord
@@ -96,6 +96,24 @@ def _apply_holm(rows: list[dict[str, Any]], alpha: float) -> None:
             row["verdict"] = verdict(row["diff"], row["p_holm"], alpha, row["detail"].get("test_direction"))
 
 
+# -- one pair of runs (the leaderboard's significance marks) -------------------------------------
+
+
+def paired_test(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord) -> dict[str, Any] | None:
+    """Compare's own test of two given runs on the items both have (exact McNemar for MMLU,
+    Wilcoxon for judge scores, sign test for pairwise preferences): its result row, or None when
+    the runs cannot be paired (no stored items, different settings)."""
+    test = {"mmlu": _mmlu_paired, "judge-score": _judge_score_paired, "judge-pairwise": _judge_pairwise_paired}.get(kind)
+    if test is None:
+        return None
+    try:
+        paired = pair_runs(store, kind, run_a, run_b)
+        # the p-values come from exact tests; the bootstrap interval is not used here
+        return test(paired, rounds=1, rng=np.random.default_rng(0), level=0.95)
+    except NotComparable:
+        return None
+
+
 # -- MMLU -----------------------------------------------------------------------------------
 
 
@@ -106,7 +124,10 @@ def _require(payload: dict, name: str, run: RunRecord, item_id: str) -> Any:
 
 
 def _mmlu(store, model_a, model_b, *, rounds, rng, level, **_) -> dict:
-    paired = select_pair(store, "mmlu", model_a, model_b)
+    return _mmlu_paired(select_pair(store, "mmlu", model_a, model_b), rounds=rounds, rng=rng, level=level)
+
+
+def _mmlu_paired(paired: PairedRuns, *, rounds, rng, level) -> dict:
     correct_a = np.array([bool(_require(p, "correct", paired.run_a, i)) for i, p in zip(paired.item_ids, paired.payloads_a)])
     correct_b = np.array([bool(_require(p, "correct", paired.run_b, i)) for i, p in zip(paired.item_ids, paired.payloads_b)])
     row = compare_accuracy(correct_a, correct_b, rounds=rounds, rng=rng, level=level)
@@ -122,7 +143,10 @@ def _mmlu(store, model_a, model_b, *, rounds, rng, level, **_) -> dict:
 
 
 def _judge_score(store, model_a, model_b, *, rounds, rng, level, **_) -> dict:
-    paired = select_pair(store, "judge-score", model_a, model_b)
+    return _judge_score_paired(select_pair(store, "judge-score", model_a, model_b), rounds=rounds, rng=rng, level=level)
+
+
+def _judge_score_paired(paired: PairedRuns, *, rounds, rng, level) -> dict:
     keep = [
         (pa["score"], pb["score"])
         for pa, pb in zip(paired.payloads_a, paired.payloads_b)
@@ -184,6 +208,12 @@ def _judge_pairwise(store, model_a, model_b, *, rounds, rng, level, **_) -> dict
         head_row["mode"] = "judge-pairwise"
         head_row["detail"]["common_reference"] = f"not compared: {exc}"
         return head_row
+    row = _judge_pairwise_paired(paired, rounds=rounds, rng=rng, level=level)
+    row["detail"]["head_to_head"] = head_row
+    return row
+
+
+def _judge_pairwise_paired(paired: PairedRuns, *, rounds, rng, level) -> dict:
     keep = []
     for item, pa, pb in zip(paired.item_ids, paired.payloads_a, paired.payloads_b):
         va, vb = preference_value(pa, paired.run_a, item), preference_value(pb, paired.run_b, item)
@@ -201,7 +231,6 @@ def _judge_pairwise(store, model_a, model_b, *, rounds, rng, level, **_) -> dict
             side: (run.metrics["win_rate"].value if "win_rate" in run.metrics else None)
             for side, run in (("a", paired.run_a), ("b", paired.run_b))
         },
-        head_to_head=head_row,
     )
     return _finish(row, paired, f"{dropped} instructions unparsed in A or B left out" if dropped else None)
 

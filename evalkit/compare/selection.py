@@ -1,8 +1,8 @@
 """Which runs are compared, and whether they may be: never mix numbers that are not comparable.
 
-A model's run for a mode is its latest ``done`` run of that kind. Two runs are comparable when
-the settings that change the numbers are equal (read from the run's ``config``: eval set, judge
-model and digest, prompt template hash, reference, few-shot, lm-eval version...) and, on the items
+A model's run for a mode is the one the leaderboard shows (:func:`evalkit.selection.pick_runs`).
+Two runs are comparable when the settings that change the numbers are equal
+(:data:`evalkit.schema.COMPARABILITY`) and, on the items
 both have, what each item was measured against is the same (the rendered MMLU prompt and gold
 letter, the judge's reference output). Only items both runs have are compared.
 """
@@ -13,30 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalkit.selection import config_differences, pick_runs
 from evalkit.store import ResultsStore, RunRecord
-
-# Settings that make two runs of a kind measure different things. A key absent from both
-# configs is fine; present in one only, or with different values, refuses the comparison.
-COMPARABLE_CONFIG = {
-    "mmlu": ("eval_set", "data", "num_fewshot", "template_hash", "lm_eval_version"),
-    "judge-score": ("eval_set", "judge_model", "judge_digest", "template_hash", "options"),
-    "judge-pairwise": (
-        "eval_set", "judge_model", "judge_digest", "template_hash", "options", "reference", "order", "order_seed", "verdict",
-    ),
-}
-
-# Settings stored as a description: only these parts of it matter (where the MMLU data came
-# from and its checksum, not the folder it sat in; which reference, not a hash over the items
-# judged, since runs are compared on the items both have and each item's reference is checked).
-_SETTING_PARTS = {"data": ("source", "sha256"), "reference": ("source",)}
-
-
-def _setting(config: dict[str, Any], key: str) -> Any:
-    value = config.get(key)
-    if isinstance(value, dict) and key in _SETTING_PARTS:
-        return {part: value.get(part) for part in _SETTING_PARTS[key]}
-    return value
-
 
 # Per-item fields that must agree for a paired comparison to be meaningful.
 COMPARABLE_PAYLOAD = {
@@ -77,23 +55,20 @@ class PairedRuns:
         return {"a": self.run_a.id, "b": self.run_b.id}
 
 
-def latest_done_run(store: ResultsStore, kind: str, model: str, *, exclude: set[str] = frozenset()) -> RunRecord | None:
-    runs = [r for r in store.list_runs(kind=kind, model=model, status="done") if r.id not in exclude]
-    return max(runs, key=lambda r: (r.finished_at or r.created_at, r.created_at)) if runs else None
+def picked_runs(store: ResultsStore, kind: str, *, exclude: set[str] = frozenset()) -> dict[str, RunRecord]:
+    """model -> the run that stands for it among the finished runs of ``kind`` (the shared
+    selection of :mod:`evalkit.selection`, so the leaderboard shows the same run)."""
+    def pick() -> dict[str, RunRecord]:
+        runs = [r for r in store.list_runs(kind=kind, status="done") if r.id not in exclude]
+        digests = {run_id: digest for run_id, (_, digest) in store.item_sets([r.id for r in runs]).items()}
+        return pick_runs(runs, digest_of=lambda r: digests[r.id]).runs  # cached item sets: no samples read
 
-
-def config_differences(kind: str, run_a: RunRecord, run_b: RunRecord) -> list[str]:
-    out = []
-    for key in COMPARABLE_CONFIG.get(kind, ()):
-        value_a, value_b = _setting(run_a.config, key), _setting(run_b.config, key)
-        if value_a != value_b:
-            out.append(f"{key} differs ({value_a!r} in {run_a.id} vs {value_b!r} in {run_b.id})")
-    return out
+    return memoized(store, ("picked", kind, frozenset(exclude)), pick)
 
 
 def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord) -> PairedRuns:
     """The items both runs have, after checking the runs measure the same thing."""
-    differences = config_differences(kind, run_a, run_b)
+    differences = config_differences(run_a, run_b)
     if differences:
         raise NotComparable("; ".join(differences))
     samples_a = dict(store.samples(run_a.id))
@@ -157,13 +132,13 @@ def memoized(store: ResultsStore, key: tuple, compute: Callable[[], Any]) -> Any
 
 
 def select_pair(store: ResultsStore, kind: str, model_a: str, model_b: str, **exclude: set[str]) -> PairedRuns:
-    """Each model's latest done run of ``kind``, paired; ``exclude_a``/``exclude_b``: run ids to skip.
+    """Each model's run of ``kind`` (as the leaderboard picks it), paired; ``exclude_a``/``exclude_b``: run ids to skip.
 
     Raises :class:`NoRuns` when neither model has such a run, :class:`NotComparable` (naming the
     runs) when only one has or the two cannot be compared.
     """
-    run_a = latest_done_run(store, kind, model_a, exclude=exclude.get("exclude_a", set()))
-    run_b = latest_done_run(store, kind, model_b, exclude=exclude.get("exclude_b", set()))
+    run_a = picked_runs(store, kind, exclude=exclude.get("exclude_a", set())).get(model_a)
+    run_b = picked_runs(store, kind, exclude=exclude.get("exclude_b", set())).get(model_b)
     runs = {side: run.id for side, run in (("a", run_a), ("b", run_b)) if run is not None}
     if not runs:
         raise NoRuns(f"no finished {kind} run for {model_a!r} or {model_b!r}")

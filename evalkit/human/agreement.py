@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from evalkit.errors import EvalkitError
 from evalkit.items import instruction_item_id
-from evalkit.store import content_hash
+from evalkit.hashing import content_hash
 
 if TYPE_CHECKING:
     from evalkit.store import ResultsStore

@@ -190,8 +190,9 @@ def import_ratings(store: ResultsStore, key_path: str | Path, files: list[str | 
                     f"{old.get('outcome')!r} with {payload['outcome']!r}"
                 )
         run_id = existing.id
-        store.write_samples(run_id, samples)
+        store.write_samples(run_id, store.check_run("human", model, config, samples, source=key_path))
     else:
+        samples = store.check_run("human", model, config, samples, source=", ".join(map(str, files)))
         with store.start_run("human", model, config) as run:
             run.add_samples(samples)
             run_id = run.id

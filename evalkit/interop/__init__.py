@@ -8,7 +8,7 @@ Public API:
   AlpacaEval's ``model_outputs.json``).
 * :func:`import_results`, :func:`read_results`: lm-eval MMLU results files.
 * :func:`import_battles`, :func:`read_battles`, :func:`battles_from_run`: Chatbot Arena battles.
-* Exports register in :data:`evalkit.runs_export.EXPORT_FORMATS` (``alpaca-eval``, ``arena``,
+* Exports are listed in :data:`evalkit.runs_export.EXPORT_FORMATS` (``alpaca-eval``, ``arena``,
   ``lm-eval``; see :mod:`evalkit.interop.exports`).
 """
 

@@ -182,9 +182,11 @@ def import_annotations(store: ResultsStore, path: str | Path, *, name: str | Non
     if existing is not None:
         return existing.id
     samples = _unique_items(payloads, path)
+    metrics = pairwise_metrics(p for _, p in samples)
+    samples = store.check_run("judge-pairwise", model, config, samples, metrics, source=path)
     with store.start_run("judge-pairwise", model, config, model_path=str(path)) as run:
         run.add_samples(samples)
-        run.log_metrics(pairwise_metrics(p for _, p in samples))
+        run.log_metrics(metrics)
     return run.id
 
 

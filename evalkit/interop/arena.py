@@ -178,9 +178,13 @@ def read_battles(path: str | Path) -> list[dict[str, Any]]:
                 tstamp = float(tstamp)
             except ValueError:
                 raise InputError(f"is {tstamp!r}; expected Unix seconds", path=path, record=index, field="tstamp") from None
-        pair_id = str(row["question_id"]) if row.get("question_id") not in (None, "") else f"battle-{index}"
-        if (pair_id, rater) in seen:  # the same question voted on again (other models, other turn)
-            pair_id = f"{pair_id}#{index}"
+        base = str(row["question_id"]) if row.get("question_id") not in (None, "") else f"battle-{index}"
+        pair_id, extra = base, 0
+        # the same question voted on again (other models, other turn) gets its record number;
+        # a file may already use that name for another question ("q#2", "q", "q"): then count on
+        while (pair_id, rater) in seen:
+            pair_id = f"{base}#{index}" if extra == 0 else f"{base}#{index}.{extra}"
+            extra += 1
         seen.add((pair_id, rater))
         votes.append(
             {
@@ -215,8 +219,10 @@ def import_battles(store: ResultsStore, path: str | Path, *, name: str | None = 
     existing = store.find_run("human", model, config)
     if existing is not None:
         return existing.id
+    raters = {v["rater"] for v in votes}
+    metrics = {"n_votes": Metric(float(len(votes)), None, len(votes)), "n_raters": Metric(float(len(raters)), None, len(raters))}
+    samples = store.check_run("human", model, config, [(f"{v['pair_id']}/{v['rater']}", v) for v in votes], metrics, source=path)
     with store.start_run("human", model, config, model_path=str(path)) as run:
-        run.add_samples((f"{v['pair_id']}/{v['rater']}", v) for v in votes)
-        raters = {v["rater"] for v in votes}
-        run.log_metrics({"n_votes": Metric(float(len(votes)), None, len(votes)), "n_raters": Metric(float(len(raters)), None, len(raters))})
+        run.add_samples(samples)
+        run.log_metrics(metrics)
     return run.id

@@ -1,4 +1,5 @@
-"""`evalkit runs export --format alpaca-eval | arena | lm-eval`: registered in EXPORT_FORMATS.
+"""`evalkit runs export --format alpaca-eval | arena | lm-eval`: listed in :data:`INTEROP_FORMATS`,
+which :data:`evalkit.runs_export.EXPORT_FORMATS` includes.
 
 Each exporter checks the run's kind and says which kinds its format takes.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from evalkit.runs_export import EXPORT_FORMATS, _write_text
+from evalkit.output import write_text as _write_text
 from evalkit.store import ResultsStore
 
 
@@ -42,4 +43,3 @@ def export_lm_eval(store: ResultsStore, run_id: str, out: Path | None) -> Path |
 
 
 INTEROP_FORMATS = {"alpaca-eval": export_alpaca_eval, "arena": export_arena, "lm-eval": export_lm_eval}
-EXPORT_FORMATS.update(INTEROP_FORMATS)

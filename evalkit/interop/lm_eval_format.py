@@ -191,6 +191,7 @@ def import_results(store: ResultsStore, path: str | Path, *, name: str | None = 
     if existing is not None:
         return existing.id
     samples = read_logged_samples(path, parsed["subject_tasks"], parsed["categories"])
+    samples = store.check_run("mmlu", model, config, samples, parsed["metrics"], source=path)
     with store.start_run("mmlu", model, config, model_path=str(path)) as run:
         run.add_samples(samples)
         run.log_metrics(parsed["metrics"])

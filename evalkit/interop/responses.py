@@ -113,14 +113,14 @@ def import_responses(store: ResultsStore, path: str | Path, *, name: str | None 
             " kept the first of each",
             file=sys.stderr,
         )
+    n = len(samples)
+    metrics = {
+        # no tokens_per_second: generation speed is unknown for responses made elsewhere
+        "n": Metric(float(n), None, n),
+        "avg_length": Metric(float(np.mean([len(s["response"]) for s in samples.values()])), None, n),
+    }
+    checked = store.check_run("generate", name, config, list(samples.items()), metrics, source=path)
     with store.start_run("generate", name, config, model_path=str(path)) as run:
-        run.add_samples(samples.items())
-        n = len(samples)
-        run.log_metrics(
-            {
-                # no tokens_per_second: generation speed is unknown for responses made elsewhere
-                "n": Metric(float(n), None, n),
-                "avg_length": Metric(float(np.mean([len(s["response"]) for s in samples.values()])), None, n),
-            }
-        )
+        run.add_samples(checked)
+        run.log_metrics(metrics)
     return run.id

@@ -19,7 +19,7 @@ from evalkit.assets import resolve_data
 from evalkit.errors import InputError
 from evalkit.items import instruction_item_id
 from evalkit.records import JsonSyntaxError, read_json_records
-from evalkit.store import content_hash
+from evalkit.hashing import content_hash
 
 ALPACA_EVAL_URL = (
     "https://huggingface.co/datasets/tatsu-lab/alpaca_eval/resolve/main/alpaca_eval_gpt4_baseline.json"

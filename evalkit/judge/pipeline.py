@@ -35,7 +35,7 @@ def responses_run_for(
             name = next(iter(generators)) if len(generators) == 1 else Path(responses).stem
         print(f"{responses}: {len(records)} responses of {name!r}, read from field {field!r}", file=sys.stderr)
         return import_responses(store, responses, name=name)
-    from finetune import generate_responses
+    from evalkit.generate_run import generate_responses
 
     assert eval_set is not None
     options = {"model_name": name, **(generate_options or {})}

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import InputError
-from evalkit.store import content_hash
+from evalkit.hashing import content_hash
 
 MODES = ("score", "pairwise")
 BUILTIN = {"score": "score-v1.txt", "pairwise": "pairwise-v1.txt"}

@@ -8,7 +8,6 @@ is installed and asked for), built from the same ``model_args`` its command line
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import re
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import EvalkitError
+from evalkit.schema import model_hash
 from finetune.model import model_name
 
 BACKENDS = ("hf", "vllm")
@@ -24,7 +24,6 @@ DEFAULT_BOOK_BASE = "gpt2-medium"  # chapter 7 fine-tunes GPT-2 medium
 BOOK_SUFFIXES = (".pth", ".pt")
 # "gpt2-medium", "openai-community/gpt2": what the hub accepts as a repo id
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
-_WEIGHT_GLOBS = ("config.json", "*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 
 
 @dataclass(frozen=True)
@@ -32,32 +31,7 @@ class ModelSource:
     name: str  # the store's model name, as finetune names it: hub id, fine-tune name or folder name, file stem
     pretrained: str  # what lm-eval gets as pretrained=
     path: str | None  # the local file or folder the user named
-    sha256: str | None  # of the weights (None for a hub id: the hub's revision names it)
-
-
-def _file_digest(path: Path, store=None) -> str:
-    """sha256 of a file, remembered in the store's cache by (path, size, mtime) so a large
-    checkpoint is read once, not on every evaluation."""
-    stat = path.stat()
-    key = f"file-sha256:{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-    if store is not None and (hit := store.cache_get(key)):
-        return hit
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    value = digest.hexdigest()
-    if store is not None:
-        store.cache_put(key, value)
-    return value
-
-
-def _folder_digest(folder: Path, store=None) -> str:
-    files = sorted({p for pattern in _WEIGHT_GLOBS for p in folder.glob(pattern) if p.is_file()})
-    digest = hashlib.sha256()
-    for p in files:
-        digest.update(f"{p.name}\0{_file_digest(p, store)}\0".encode())
-    return digest.hexdigest()
+    sha256: str | None  # evalkit.schema.model_hash of the weights (None for a hub id: the hub's revision names it)
 
 
 def book_base(pth: Path) -> str:
@@ -97,14 +71,14 @@ def resolve_model(spec: str | os.PathLike[str], *, store=None) -> ModelSource:
                 f"{path}: a folder, but not a Hugging Face model (no config.json); give a model directory "
                 "saved with save_pretrained, a hub id such as gpt2-medium, or a book checkpoint (.pth)"
             )
-        return ModelSource(model_name(str(path)), str(path.resolve()), str(path.resolve()), _folder_digest(path, store))
+        return ModelSource(model_name(str(path)), str(path.resolve()), str(path.resolve()), model_hash(path, cache=store))
     if path.is_file():
         if path.suffix not in BOOK_SUFFIXES:
             raise EvalkitError(
                 f"{path}: a file, but not a book checkpoint (.pth); give a model directory, a hub id or a .pth file"
             )
         converted = _import_book(path)
-        return ModelSource(model_name(str(path)), str(converted), str(path.resolve()), _file_digest(path, store))
+        return ModelSource(model_name(str(path)), str(converted), str(path.resolve()), model_hash(path, cache=store))
     if path.suffix in BOOK_SUFFIXES or not _HUB_ID.match(text):
         raise EvalkitError(
             f"{text}: no such file or folder, and not a Hugging Face hub id; give a model directory, "

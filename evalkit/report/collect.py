@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from evalkit.report.provenance import Provenance, config_value, provenance
+from evalkit import schema
+from evalkit.report.provenance import Provenance, provenance
 from evalkit.store import ResultsStore, RunRecord
 
 
@@ -74,7 +75,7 @@ def collect_runs(store: ResultsStore, runs: Sequence[str] | None = None, *, incl
     item_sets = store.item_sets([r.id for r in records])  # cached: no samples read
     for r in records:
         baseline = None
-        if r.kind == "judge-pairwise" and config_value(r.config or {}, "baseline") is None:
-            baseline = _pairwise_baseline(out.samples(store, r.id))  # only named per item
+        if r.kind == "judge-pairwise" and not schema.comparability_values(r.kind, r.config).get("reference"):
+            baseline = _pairwise_baseline(out.samples(store, r.id))  # named per item only: read them
         out.provenance[r.id] = provenance(r, baseline=baseline, item_set=item_sets[r.id])
     return out

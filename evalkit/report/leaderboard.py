@@ -1,7 +1,7 @@
 """The leaderboard: one row per model, one column per headline number, each traceable to a run.
 
 For every column the runs are grouped into *setups* (runs whose numbers may be ranked together:
-same eval set, judge, template, few-shot and items; see :mod:`evalkit.report.provenance`).
+same comparability settings and items; see :mod:`evalkit.selection`, which ``compare`` uses too).
 The setup covering the most models is the column's reference setup ("A"), and each model's
 number comes from its newest run in that setup when it has one. When a column still mixes
 setups, every cell carries its setup letter, the column header carries a warning, and the best
@@ -10,6 +10,7 @@ value is marked within each setup only, never across them.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 from evalkit.report.collect import Collected, collect_runs
 from evalkit.report.provenance import Provenance
+from evalkit.selection import pick_runs
 from evalkit.store import Metric, ResultsStore, RunRecord
 
 MMLU_CATEGORIES = ("stem", "humanities", "social_sciences", "other")
@@ -115,31 +117,19 @@ class Leaderboard:
 
 
 def _pick_runs(collected: Collected, kind: str) -> tuple[dict[str, RunRecord], KindSetups]:
-    """model -> run for this kind (reference setup first), and the setups among the picked runs."""
-    runs = [r for r in collected.of_kind(kind) if r.model]
-    by_key: dict[str, list[RunRecord]] = defaultdict(list)
-    for r in runs:
-        by_key[collected.provenance[r.id].comparability_key()].append(r)
-
-    def rank(key: str) -> tuple[int, str]:
-        return (len({r.model for r in by_key[key]}), max(r.created_at for r in by_key[key]))
-
-    keys = sorted(by_key, key=rank, reverse=True)
-    picked: dict[str, RunRecord] = {}
-    for key in keys:  # reference setup first: a model keeps its run there if it has one
-        for r in sorted(by_key[key], key=lambda r: r.created_at, reverse=True):
-            picked.setdefault(r.model, r)
+    """model -> run for this kind (the shared selection: reference setup first), and the setups
+    among the picked runs."""
+    chosen = pick_runs(collected.of_kind(kind), digest_of=lambda r: collected.provenance[r.id].items_hash)
     setups = KindSetups(kind)
-    used = [k for k in keys if any(picked[r.model] is r for r in by_key[k])]
-    for i, key in enumerate(used):
+    for i, key in enumerate(chosen.setups):
         letter = chr(ord("A") + i) if i < 26 else f"S{i + 1}"
-        sample_run = by_key[key][0]
+        sample_run = chosen.members[key][0]
         setups.setups.append(
             Setup(letter, key, collected.provenance[sample_run.id].setup_description(),
-                  sorted({m for m, r in picked.items() if collected.provenance[r.id].comparability_key() == key}))
+                  sorted({m for m, r in chosen.runs.items() if chosen.key_of[r.id] == key}))
         )
         setups.letter_of[key] = letter
-    return picked, setups
+    return chosen.runs, setups
 
 
 def _empty_row(model: str) -> dict[str, Any]:
@@ -208,6 +198,7 @@ def build_leaderboard(
     rows.sort(key=_sort_key)
 
     best: dict[str, set[str]] = {}
+    runs_by_id = {r.id: r for r in collected.runs}
     for c in COLUMNS:
         by_setup: dict[str, list[dict]] = defaultdict(list)
         for row in rows:
@@ -218,10 +209,50 @@ def build_leaderboard(
             if len(group) < 2:
                 continue  # a lone number is not "best" of anything
             top = max(r[c.key] for r in group)
-            leaders = {r["model"] for r in group if r[c.key] == top}
-            if len(leaders) < len(group):  # when every model ties, nobody is best
-                best[c.key] |= leaders
+            leaders = [r for r in group if r[c.key] == top]
+            if len(leaders) == len(group):  # when every model ties, nobody is best
+                continue
+            runner_up = max((r for r in group if r[c.key] != top), key=lambda r: r[c.key])
+            if all(_significantly_better(store, c, leader, runner_up, runs_by_id) for leader in leaders):
+                best[c.key] |= {r["model"] for r in leaders}
     return Leaderboard(rows, COLUMNS, {k: v for k, v in setups.items() if v.setups}, best, collected)
+
+
+SIGNIFICANCE_ALPHA = 0.05
+STAR_LEGEND = (
+    "★ best in its column (within one setup) and significantly better than the runner-up: p < 0.05 by the test "
+    "`evalkit compare` uses (exact McNemar for MMLU, Wilcoxon for judge scores, sign test for win rates) on the "
+    "items both runs scored; a two-sided z-test on the standard errors when the items are not stored; for the "
+    "human rating, 95% intervals that do not overlap. No star: the lead is within the noise."
+)
+
+
+def _significantly_better(store: ResultsStore, column: Column, leader: dict[str, Any], runner_up: dict[str, Any],
+                          runs_by_id: dict[str, RunRecord]) -> bool:
+    """Whether the leader's value beats the runner-up's by more than the noise."""
+    if column.kind == "arena":
+        low, high = leader["bt_rating_ci_low"], runner_up["bt_rating_ci_high"]
+        return low is not None and high is not None and low > high
+    from evalkit.compare.comparison import paired_test
+    from evalkit.compare.stats import B_BETTER, verdict
+
+    run_leader, run_runner = runs_by_id.get(leader[f"{column.key}_run"]), runs_by_id.get(runner_up[f"{column.key}_run"])
+    if column.key != "lc_win_rate" and run_leader is not None and run_runner is not None:
+        row = paired_test(store, column.kind, run_runner, run_leader)  # B = the leader
+        if row is not None and column.kind == "mmlu" and column.metric != "acc":
+            wanted = f"mmlu/{column.metric.removeprefix('acc/')}"
+            row = next((r for r in row["detail"].get("categories", ()) if _normalise_category(r["mode"][5:]) == wanted[5:]), None)
+        if row is not None and row.get("p_value") is not None:
+            direction = row["detail"].get("test_direction")
+            return verdict(row["diff"], row["p_value"], SIGNIFICANCE_ALPHA, direction) == B_BETTER
+    # aggregate numbers only: the difference against its standard error
+    se_a, se_b = leader[f"{column.key}_stderr"], runner_up[f"{column.key}_stderr"]
+    if se_a is None or se_b is None or se_a + se_b <= 0:
+        return False
+    from scipy.stats import norm
+
+    z = (leader[column.key] - runner_up[column.key]) / math.hypot(se_a, se_b)
+    return 2 * norm.sf(abs(z)) < SIGNIFICANCE_ALPHA and z > 0
 
 
 def _value(metric: Metric | None) -> float | None:
@@ -285,6 +316,6 @@ def to_markdown(board: Leaderboard) -> str:
     lines = ["| " + " | ".join(esc(h) for h in headers) + " |", "|" + " --- |" * len(headers)]
     lines += ["| " + " | ".join(esc(r.get(h, "-")) for h in headers) + " |" for r in rows]
     notes = board.warnings()
-    if board.best:
-        notes.append("★ best in its column (within one setup).")
+    if any(board.best.values()):
+        notes.append(STAR_LEGEND)
     return "\n".join(lines) + "\n" + "".join(f"\n{n}" for n in notes) + ("\n" if notes else "")

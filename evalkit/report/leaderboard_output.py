@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from evalkit.output import console, to_csv
-from evalkit.report.leaderboard import build_leaderboard, text_table, to_markdown
+from evalkit.report.leaderboard import STAR_LEGEND, build_leaderboard, text_table, to_markdown
 from evalkit.store import ResultsStore
 
 
@@ -39,6 +39,8 @@ def write_leaderboard(
             con.print(_rich_table(board))
             for warning in board.warnings():
                 con.print(Text(f"⚠ not comparable: {warning}"))
+            if any(board.best.values()):
+                con.print(Text(STAR_LEGEND))
             return None
         text = _plain_table(board)
     elif fmt == "json":

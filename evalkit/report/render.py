@@ -32,7 +32,7 @@ from evalkit.report.collect import Collected, collect_runs
 from evalkit.report.comparison import MAX_PAIRS, REPORT_BOOTSTRAP, compute_comparisons
 from evalkit.report.drilldown import build_drilldown
 from evalkit.report.leaderboard import COLUMN_BY_KEY, COLUMNS, Leaderboard, build_leaderboard, format_cell
-from evalkit.report.provenance import COMPARABILITY_FIELDS, FIELD_LABELS, Provenance
+from evalkit.report.provenance import FIELD_LABELS, Provenance
 from evalkit.store import ResultsStore
 
 # a block of item data (one run's rows, or the shared values) above this many characters of JSON
@@ -144,16 +144,14 @@ def _num(value: float | None, digits: int = 6) -> str:
 
 
 def _provenance_pairs(p: Provenance) -> list[tuple[str, str]]:
-    applies = set(COMPARABILITY_FIELDS.get(p.kind, ())) - {"eval_set_hash", "limit", "order"}
     out = [("run id", p.run_id), ("kind", KIND_LABELS.get(p.kind, p.kind)), ("model", p.model or "several models"),
            ("status", p.status), ("date", p.date)]
-    for f in ("eval_set", "eval_set_hash", "judge_model", "judge_digest", "template_hash", "num_fewshot",
-              "lm_eval_version", "baseline", "limit", "order"):
-        value = getattr(p, f)
-        if value is not None:
-            out.append((FIELD_LABELS[f], value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)))
-        elif f in applies:
-            out.append((FIELD_LABELS[f], "not recorded"))
+    settings = {**p.settings, "reference": p.baseline} if p.kind == "judge-pairwise" else p.settings
+    for name, value in settings.items():
+        if value is None:
+            out.append((FIELD_LABELS[name], "not recorded"))
+        else:
+            out.append((FIELD_LABELS[name], value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)))
     out.append(("items", f"{p.n_items}" + (f" (set {p.items_hash})" if p.items_hash else "")))
     out += [("evalkit version", p.evalkit_version or "not recorded"), ("git commit", p.git_commit or "not recorded")]
     if p.model_path:

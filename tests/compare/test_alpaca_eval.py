@@ -41,7 +41,8 @@ def test_paired_difference_equals_difference_of_published_win_rates(store, model
 
 def test_imported_with_the_interop_importer(store):
     """The same through `evalkit import alpaca-eval` (the interop helper's importer)."""
-    alpaca_eval = pytest.importorskip("evalkit.interop.alpaca_eval", reason="interop importer not merged yet")
+    from evalkit.interop import alpaca_eval
+
     run_b = alpaca_eval.import_annotations(store, _annotations(FUSECHAT))
     run_a = alpaca_eval.import_annotations(store, _annotations(OPENHERMES))
     model_a, model_b = (store.get_run(r).model for r in (run_a, run_b))

@@ -196,11 +196,15 @@ def test_mmlu_data_compared_by_source_and_checksum_not_folder(store):
     builders.mmlu_run(store, "A", questions, MMLU_A, data={"source": "local", "folder": "/home/a/mmlu", "sha256": "c02f"})
     builders.mmlu_run(store, "B", questions, MMLU_B, data={"source": "local", "folder": "/tmp/copy", "sha256": "c02f"})
     assert compare_models(store, "A", "B", bootstrap=10)[0]["refused"] is None
-    builders.mmlu_run(store, "B", questions, MMLU_B, data={"source": "local", "folder": "/tmp/copy", "sha256": "ffff"})
-    row = compare_models(store, "A", "B", bootstrap=10)[0]
+    # a model whose only run used other data (another checksum, or the hub's copy) is refused
+    builders.mmlu_run(store, "C", questions, MMLU_B, data={"source": "local", "folder": "/tmp/copy", "sha256": "ffff"})
+    row = compare_models(store, "A", "C", bootstrap=10)[0]
     assert row["refused"].startswith("data differs ({'source': 'local', 'sha256': 'c02f'}")
-    builders.mmlu_run(store, "B", questions, MMLU_B, data={"source": "cais/mmlu"})
-    assert "data differs" in compare_models(store, "A", "B", bootstrap=10)[0]["refused"]
+    builders.mmlu_run(store, "D", questions, MMLU_B, data={"source": "cais/mmlu"})
+    assert "data differs" in compare_models(store, "A", "D", bootstrap=10)[0]["refused"]
+    # B's later run with other data does not replace its run in the setup A shares (as on the leaderboard)
+    builders.mmlu_run(store, "B", questions, MMLU_B, data={"source": "local", "folder": "/tmp/copy", "sha256": "eeee"})
+    assert compare_models(store, "A", "B", bootstrap=10)[0]["refused"] is None
 
 
 def test_different_reference_outputs_and_disjoint_items_are_refused(store):
@@ -256,12 +260,15 @@ def test_bad_requests_are_clear_errors(store):
         compare_models(store, "X", "Y")
 
 
-def test_malformed_preference_names_run_item_and_field(store):
+def test_malformed_preference_is_refused_by_the_store_naming_run_item_and_field(store):
+    from evalkit.schema import SchemaError
+
     records = builders.instructions(3)
     builders.pairwise_run(store, "A", records, [1, 2, 1.5])
-    bad = builders.pairwise_run(store, "B", records, [1, "much better", 1.5])
-    with pytest.raises(InputError, match=rf"run {bad}.*record .*field 'preference'.*not a number"):
-        compare_models(store, "A", "B")
+    with pytest.raises(SchemaError, match=r"run judge-pairwise-\S+, item '[0-9a-f]+': field 'preference'"):
+        builders.pairwise_run(store, "B", records, [1, "much better", 1.5])
+    bad = store.list_runs(model="B")[0]
+    assert store.sample_count(bad.id) == 0 and bad.status == "failed"
 
 
 def test_unparsed_preferences_are_left_out_and_zero_is_a_draw(store):

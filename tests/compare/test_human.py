@@ -9,7 +9,7 @@ from evalkit.compare import B_BETTER, NO_DIFFERENCE, REFUSED, comparison, compar
 from tests.compare import builders
 from tests.compare.test_compare_models import MMLU_A, MMLU_B, PREFS_A, PREFS_B, SCORES_A, SCORES_B
 
-arena = pytest.importorskip("evalkit.human.arena", reason="human-rating module (Bradley-Terry) not merged yet")
+from evalkit.human import arena  # noqa: E402
 
 # A vs B: B wins 9 (shown left or right), A wins 2, 2 ties and 1 "both bad"; C plays both
 VOTES = (

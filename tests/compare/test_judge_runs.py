@@ -13,8 +13,8 @@ from evalkit.compare import B_BETTER, compare_models
 from evalkit.items import instruction_item_id
 from tests.conftest import shared_path
 
-judge = pytest.importorskip("evalkit.judge", reason="judge module not merged yet")
-fake_ollama = pytest.importorskip("tests.judge.fake_ollama", reason="judge test server not merged yet")
+import evalkit.judge as judge  # noqa: E402
+import tests.judge.fake_ollama as fake_ollama  # noqa: E402
 
 N_RECORDS = 40
 

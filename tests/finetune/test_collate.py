@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from finetune import InstructionDataset, collate_batch, encode_text, epoch_batches, padding_fraction
-from tests.finetune import book_reference as book
+from llms_from_scratch import ch07 as book  # the book's own chapter-7 code (PyPI: llms-from-scratch)
 
 
 def test_collate_matches_the_books_printed_example():
@@ -46,7 +46,10 @@ def test_endoftext_in_a_record_is_ordinary_text(tiktoken_gpt2):
 
 @pytest.fixture(scope="module")
 def both_datasets(book_records, tiktoken_gpt2):
-    return book.InstructionDataset(book_records, tiktoken_gpt2), InstructionDataset(book_records, tiktoken_gpt2)
+    theirs = book.InstructionDataset(book_records, tiktoken_gpt2)
+    # exercise 7.2 (mask the instruction) needs each prompt's length in tokens, as its solution computes it
+    theirs.instruction_lengths = [len(tiktoken_gpt2.encode(book.format_input(r))) for r in book_records]
+    return theirs, InstructionDataset(book_records, tiktoken_gpt2)
 
 
 def test_dataset_equals_the_books_on_all_records(both_datasets):
@@ -64,10 +67,10 @@ def test_collate_equals_the_books_on_all_records(both_datasets, allowed_max_leng
     batch_size = 8  # the book's; the last batch has 4 records
     for start in range(0, len(ours), batch_size):
         indices = range(start, min(start + batch_size, len(ours)))
-        expected = book.custom_collate_fn(
-            [theirs[i] for i in indices], allowed_max_length=allowed_max_length,
-            instruction_lengths=[theirs.instruction_lengths[i] for i in indices] if mask_instruction else None,
-        )
+        expected = book.custom_collate_fn([theirs[i] for i in indices], allowed_max_length=allowed_max_length)
+        if mask_instruction:  # exercise 7.2's solution: the instruction's targets are ignored too
+            for row, i in enumerate(indices):
+                expected[1][row, : theirs.instruction_lengths[i] - 1] = -100
         got = collate_batch([ours[i] for i in indices], allowed_max_length=allowed_max_length, mask_instruction=mask_instruction)
         assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1]), f"batch at record {start}"
 

@@ -10,7 +10,7 @@ import pytest
 from evalkit.errors import EvalkitError, InputError
 from evalkit.items import instruction_item_id
 from finetune import BOOK_DATA_URL, InvalidRecordsWarning, format_prompt, format_response, get_style, load_records, split_records
-from tests.finetune.book_reference import format_input
+from llms_from_scratch.ch07 import format_input  # the book's own chapter-7 code
 
 
 def test_book_data_loads_with_ids(book_data_file, book_records):

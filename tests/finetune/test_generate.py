@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from evalkit.items import instruction_item_id
-from finetune import book_generate, format_prompt, generate_batch, generate_responses, load_model, load_records, split_records
+from evalkit.generate_run import generate_responses
+from finetune import book_generate, format_prompt, generate_batch, load_model, load_records, split_records
 from finetune.dataset import encode_text
 
 

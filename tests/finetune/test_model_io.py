@@ -8,7 +8,7 @@ import torch
 from evalkit.errors import EvalkitError
 from finetune import import_book_checkpoint, load_model
 from finetune.book_import import book_to_hf_state_dict
-from tests.finetune.book_reference import GPTModel
+from llms_from_scratch.ch04 import GPTModel  # the book's own chapter-4 model (PyPI: llms-from-scratch)
 
 TINY_BOOK = {"vocab_size": 50257, "context_length": 64, "emb_dim": 32, "n_heads": 4, "n_layers": 2, "drop_rate": 0.0, "qkv_bias": True}
 

@@ -51,19 +51,20 @@ def test_defaults_are_shown_in_help(capsys):
     assert "(default: table)" in capsys.readouterr().out
 
 
-def test_runs_list_json_on_new_store_is_empty_list(run_cli):
+def test_runs_list_json_on_empty_store_is_empty_list(run_cli, tmp_path):
+    ResultsStore(tmp_path / "evalkit.db").close()
     rc, out, err = run_cli("runs", "list", "--format", "json")
     assert rc == 0 and json.loads(out) == []
 
 
-def test_console_script_on_new_store(tmp_path):
+def test_read_only_command_on_missing_store_fails_without_creating_it(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "evalkit", "runs", "list", "--format", "json"],
         capture_output=True, text=True, cwd=tmp_path, env={**__import__("os").environ, "EVALKIT_STORE": str(tmp_path / "s.db")},
     )
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == []
-    assert (tmp_path / "s.db").exists()
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "no results store at" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "s.db").exists() and list(tmp_path.iterdir()) == []
 
 
 def _fill(db):
@@ -118,7 +119,8 @@ def test_runs_delete(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("action", [("show",), ("export",), ("delete",)])
-def test_unknown_run_id_is_one_line_error(run_cli, action):
+def test_unknown_run_id_is_one_line_error(run_cli, action, tmp_path):
+    ResultsStore(tmp_path / "evalkit.db").close()
     rc, out, err = run_cli("runs", *action, "does-not-exist")
     assert rc == 2
     assert err.strip().count("\n") == 0
@@ -127,6 +129,7 @@ def test_unknown_run_id_is_one_line_error(run_cli, action):
 
 
 def test_verbose_shows_traceback(tmp_path):
+    ResultsStore(tmp_path / "s.db").close()
     proc = subprocess.run(
         [sys.executable, "-m", "evalkit", "--store", str(tmp_path / "s.db"), "-v", "runs", "show", "nope"],
         capture_output=True, text=True,

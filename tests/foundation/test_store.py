@@ -92,14 +92,14 @@ def test_run_id_prefix_is_accepted_when_unambiguous(store):
 
 def test_concurrent_writers_from_threads(tmp_path):
     store = ResultsStore(tmp_path / "c.db")
-    runs = [store.start_run("judge-score", f"m{i}", {}) for i in range(4)]
+    runs = [store.start_run("arena", f"m{i}", {}) for i in range(4)]
     errors = []
 
     def write(run, worker):
         try:
             for j in range(200):
                 run.add_sample(f"{worker}-{j}", {"worker": worker, "j": j})
-                run.log_metric(f"progress/{worker}", j)
+                run.log_metric(f"battles/m{worker}", j)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -109,3 +109,14 @@ def test_item_sets_cached_and_forgotten_when_items_change(tmp_path):
     assert store.item_sets([run.id]) == {run.id: (5, items_hash([*ids, "x/9"]))}
     store.delete_run(run.id)
     assert store._conn.execute("SELECT COUNT(*) FROM run_item_sets").fetchone()[0] == 0
+
+
+def test_a_version_1_store_opened_read_only_is_read_unchanged(tmp_path):
+    path = tmp_path / "old.db"
+    _v1_store(path)
+    before = path.read_bytes()
+    store = ResultsStore(path, read_only=True)
+    assert list(store.samples("mmlu-1")) == [(f"anatomy/{k}", _mmlu_payload(k, 0)) for k in range(5)]
+    assert store.item_sets(["mmlu-1"]) == {"mmlu-1": (5, items_hash([f"anatomy/{k}" for k in range(5)]))}
+    store.close()
+    assert path.read_bytes() == before  # not migrated, nothing cached

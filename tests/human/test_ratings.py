@@ -161,3 +161,16 @@ def test_arena_command_on_imported_votes_and_a_judge_run(store, bundle_dir, tmp_
     assert judge["n_without_ties"] == 5 and judge["agreement_without_ties"] == pytest.approx(4 / 5)
     rc, out, err = run_cli("arena", "--bootstrap", "20", store=store.path)
     assert rc == 0 and "book-model-2" in out and "win rate of row over column" in out
+
+
+def test_a_nan_in_a_ratings_line_is_refused_and_nothing_is_stored(store, bundle_dir, tmp_path):
+    from evalkit.schema import SchemaError
+
+    folder, bundle = bundle_dir
+    ids = [p.pair_id for p in bundle.pairs]
+    ratings = tmp_path / "ratings-ann.jsonl"
+    ratings.write_text(line("ann", ids[0], "a") + "\n" + line("ann", ids[1], "b").replace("3.5", "NaN") + "\n")
+    before = store.list_runs(kind="human")
+    with pytest.raises(SchemaError, match=rf"item '{ids[1]}/ann': field 'seconds' is NaN or Infinity"):
+        import_ratings(store, folder / "key.json", [ratings])
+    assert store.list_runs(kind="human") == before

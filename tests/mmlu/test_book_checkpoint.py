@@ -11,7 +11,7 @@ from evalkit.mmlu import resolve_model, run_mmlu
 from evalkit.store import ResultsStore
 from tests.mmlu.conftest import SMALL_BATCH_SIZE, SMALL_TEST
 
-finetune_import = pytest.importorskip("finetune.book_import", reason="finetune.import_book_checkpoint has not landed")
+import finetune.book_import as finetune_import  # noqa: E402
 TINY_BOOK = {"emb_dim": 64, "n_layers": 2, "n_heads": 2}  # tests/conftest.py TINY_GPT2 in the book's terms
 
 

@@ -119,7 +119,6 @@ def test_compressed_items_load(browser, small_store, tmp_path):
 
 
 def test_comparison_view_and_differing_items(browser, report, small_store):
-    pytest.importorskip("evalkit.compare", reason="evalkit.compare (the compare issue) is not merged yet")
     page, events = open_report(browser, report)
     page.locator("#cmp-a").select_option("model-1")
     page.locator("#cmp-b").select_option("model-2")

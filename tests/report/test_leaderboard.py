@@ -33,10 +33,10 @@ def test_best_marked_only_where_models_compete(small_store):
 
 
 def test_different_judges_are_separate_setups_with_a_warning(store, eval_example):
-    recs = eval_example[:5]
-    b.add_judge_score(store, "a", recs, "model 1 response", [10] * 5, judge="llama3", mean=10.0, stderr=1.0)
-    b.add_judge_score(store, "b", recs, "model 2 response", [20] * 5, judge="llama3", mean=20.0, stderr=1.0)
-    b.add_judge_score(store, "c", recs, "model 2 response", [90] * 5, judge="gpt-4", mean=90.0, stderr=1.0)
+    recs = eval_example[:8]  # 8 items: enough for b's lead over a to be significant (Wilcoxon p = 0.008)
+    b.add_judge_score(store, "a", recs, "model 1 response", [10] * 8, judge="llama3", mean=10.0, stderr=1.0)
+    b.add_judge_score(store, "b", recs, "model 2 response", [20] * 8, judge="llama3", mean=20.0, stderr=1.0)
+    b.add_judge_score(store, "c", recs, "model 2 response", [90] * 8, judge="gpt-4", mean=90.0, stderr=1.0)
     board = build_leaderboard(store)
     rows = {r["model"]: r for r in board.rows}
     assert (rows["a"]["judge_score_setup"], rows["b"]["judge_score_setup"], rows["c"]["judge_score_setup"]) == ("A", "A", "B")
@@ -50,12 +50,23 @@ def test_different_judges_are_separate_setups_with_a_warning(store, eval_example
 
 
 def test_ties_share_best_but_a_column_of_equals_has_none(store, eval_example):
-    recs = eval_example[:3]
-    for model, mean in (("a", 50.0), ("b", 50.0), ("c", 40.0)):
-        b.add_judge_score(store, model, recs, "output", [1, 2, 3], mean=mean, stderr=1.0)
+    recs = eval_example[:8]
+    for model, score in (("a", 60), ("b", 60), ("c", 40)):
+        b.add_judge_score(store, model, recs, "output", [score] * 8, mean=float(score), stderr=1.0)
     assert build_leaderboard(store).best["judge_score"] == {"a", "b"}
-    b.add_judge_score(store, "c", recs, "output", [1, 2, 3], mean=50.0, stderr=1.0, template="tpl-1")  # same setup, newer
+    b.add_judge_score(store, "c", recs, "output", [60] * 8, mean=60.0, stderr=1.0, template="tpl-1")  # same setup, newer
     assert build_leaderboard(store).best["judge_score"] == set()
+
+
+def test_a_lead_within_the_noise_gets_no_star(store, eval_example):
+    recs = eval_example[:3]  # three items: no paired test can be significant
+    for model, score in (("a", 50), ("b", 40)):
+        b.add_judge_score(store, model, recs, "output", [score] * 3, mean=float(score), stderr=1.0)
+    board = build_leaderboard(store)
+    assert board.best["judge_score"] == set()
+    from evalkit.report.leaderboard import to_markdown
+
+    assert "★" not in to_markdown(board)
 
 
 def test_model_with_runs_in_two_setups_uses_the_reference_setup(store, eval_example):

@@ -23,7 +23,8 @@ def real_store(tmp_path_factory, tiny_gpt2):
     from evalkit.interop.alpaca_eval import import_annotations
     from evalkit.interop.responses import import_responses
     from evalkit.store import ResultsStore
-    from finetune import generate_responses, load_records, split_records, train
+    from evalkit.generate_run import generate_responses
+    from finetune import load_records, split_records, train
     from finetune.model import model_name
 
     folder = tmp_path_factory.mktemp("real-runs")

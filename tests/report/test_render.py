@@ -230,7 +230,6 @@ def test_random_init_models_are_flagged(store, eval_example, tmp_path):
 
 
 def test_comparison_view_embeds_compare_models(rendered):
-    pytest.importorskip("evalkit.compare", reason="evalkit.compare (the compare issue) is not merged yet")
     from evalkit.compare import compare_models
     from evalkit.report.comparison import REPORT_BOOTSTRAP
 
