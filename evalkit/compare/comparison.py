@@ -107,7 +107,7 @@ def paired_test(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunReco
     if test is None:
         return None
     try:
-        paired = pair_runs(store, kind, run_a, run_b)
+        paired = memoized(store, ("pair", kind, run_a.id, run_b.id), lambda: pair_runs(store, kind, run_a, run_b))
         # the p-values come from exact tests; the bootstrap interval is not used here
         return test(paired, rounds=1, rng=np.random.default_rng(0), level=0.95)
     except NotComparable:

@@ -28,7 +28,7 @@ import jinja2
 import orjson
 
 from evalkit.report.charts import interval_chart, loss_chart, mmlu_chart
-from evalkit.report.collect import Collected, collect_runs
+from evalkit.report.collect import Collected, ReportStoreView, collect_runs
 from evalkit.report.comparison import MAX_PAIRS, REPORT_BOOTSTRAP, compute_comparisons
 from evalkit.report.drilldown import build_drilldown
 from evalkit.report.leaderboard import COLUMN_BY_KEY, COLUMNS, Leaderboard, build_leaderboard, format_cell
@@ -288,10 +288,13 @@ def render_report(
     from evalkit import __version__
 
     collected = collect_runs(store, runs, include_unfinished=include_unfinished)
-    board = build_leaderboard(store, collected=collected)
+    # one view of the store for the leaderboard's significance tests and the comparisons: each
+    # run's samples read once, each pair of runs paired once
+    view = ReportStoreView(store, collected)
+    board = build_leaderboard(view, collected=collected)
     table_columns, table_rows = _table(board)
     models = [r["model"] for r in board.rows]
-    comparisons, comparisons_note = compute_comparisons(store, models, max_pairs=max_pairs, collected=collected)
+    comparisons, comparisons_note = compute_comparisons(view, models, max_pairs=max_pairs)
     notices = list(notices)
     random_models = random_init_models(collected)
     if random_models:
