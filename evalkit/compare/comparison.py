@@ -292,7 +292,7 @@ def _bradley_terry_fits(store, battles, *, rounds: int, seed: int, progress: boo
 
     import pandas as pd
 
-    from evalkit.human.arena import BATTLE_COLUMNS, bootstrap_bradley_terry, fit_bradley_terry
+    from evalkit.metrics.bradley_terry import BATTLE_COLUMNS, bootstrap_bradley_terry, fit_bradley_terry
 
     rows = pd.util.hash_pandas_object(battles[list(BATTLE_COLUMNS)], index=False).to_numpy()
     key = (hashlib.sha256(rows.tobytes()).hexdigest(), rounds, seed)
