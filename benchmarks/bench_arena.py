@@ -13,7 +13,7 @@ import tracemalloc
 import numpy as np
 import pandas as pd
 
-from evalkit.human.arena import bootstrap_bradley_terry, fit_bradley_terry
+from evalkit.metrics.bradley_terry import bootstrap_bradley_terry, fit_bradley_terry
 from tests.human.simulate import simulate_battles
 
 N_BATTLES = 100_000

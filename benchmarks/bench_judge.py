@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # the test server lives in tests/judge
     sys.path.insert(0, str(REPO))
 
-from evalkit.interop.alpaca_eval import pairwise_metrics  # noqa: E402
+from evalkit.metrics.win_rate import pairwise_metrics  # noqa: E402
 from evalkit.items import instruction_item_id  # noqa: E402
 from evalkit.judge import run_judge  # noqa: E402
 from evalkit.store import ResultsStore  # noqa: E402

@@ -11,10 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from evalkit.cli_types import (
+    device, fraction, int_range, jobs, nonneg_float, nonneg_int, output_file, output_folder, output_path, positive_float, positive_int,
+    probability, seed, url,
+)
 from evalkit.errors import EvalkitError
 from evalkit.output import FORMATS, print_rows
 
@@ -24,16 +29,25 @@ from evalkit.output import FORMATS, print_rows
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str | None:
         if action.default in (None, False) or "default:" in (action.help or ""):
-            return action.help
-        return super()._get_help_string(action)
+            text = action.help
+        else:
+            text = super()._get_help_string(action)
+        shown_range = getattr(action.type, "shown_range", None)  # evalkit.cli_types converters
+        if shown_range and text != argparse.SUPPRESS:
+            text = f"{text or ''} [{shown_range}]".strip()
+        return text
 
 
 class _Parser(argparse.ArgumentParser):
-    """Every (sub)parser shows defaults in --help."""
+    """Every (sub)parser shows defaults and accepted ranges in --help, and reports a bad option
+    in one line (argparse's usage block is one `--help` away)."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _common_parent() -> argparse.ArgumentParser:
@@ -173,7 +187,7 @@ def _add_runs(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) 
         help="json: the whole run (re-importable with `runs import`); jsonl: one sample a line; "
         "csv: samples flattened; table: metrics",
     )
-    p.add_argument("--out", type=Path, help="file or folder to write (default: standard output)")
+    p.add_argument("--out", type=output_path, help="file or folder to write (default: standard output)")
     p.set_defaults(func=cmd_runs_export)
 
     p = runs_sub.add_parser("import", parents=[parent], help="store a run written by `runs export --format json`")
@@ -304,35 +318,35 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--model-size", choices=list(MODEL_SIZES), help="architecture for --init random (default: --model)")
     p.add_argument("--data", help="JSON/JSONL file or URL of instruction records (default: the book's instruction data)")
     p.add_argument("--style", default="alpaca", help="prompt style: alpaca, phi3 or a JSON template file")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=8, help="records per batch (split across processes under torchrun)")
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--max-length", type=int, default=1024, help="truncate batches to this many tokens")
+    p.add_argument("--epochs", type=positive_int, default=2)
+    p.add_argument("--batch-size", type=positive_int, default=8, help="records per batch (split across processes under torchrun)")
+    p.add_argument("--lr", type=positive_float, default=5e-5, help="peak learning rate")
+    p.add_argument("--weight-decay", type=nonneg_float, default=0.1, help="AdamW weight decay")
+    p.add_argument("--max-length", type=int_range(2), default=1024, help="truncate batches to this many tokens (at most the model's context)")
     p.add_argument("--mask-instruction", action="store_true", help="no loss on the prompt's tokens (the book's exercise 7.2)")
     p.add_argument("--bucket", action="store_true", help="batch records of similar length (less padding)")
-    p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    p.add_argument("--seed", type=int, default=123)
-    p.add_argument("--shuffle-seed", type=int, help="shuffle records before the 85/10/5 split (default: file order)")
+    p.add_argument("--grad-accum", type=positive_int, default=1, help="micro-batches per optimizer step")
+    p.add_argument("--seed", type=seed, default=123, help="seed of the weights' init, dropout and batch order")
+    p.add_argument("--shuffle-seed", type=seed, help="shuffle records before the 85/10/5 split (default: file order)")
     p.add_argument("--skip-invalid", action="store_true", help="skip invalid records with a warning instead of stopping")
-    p.add_argument("--limit", type=int, help="use only the first N records")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout while fine-tuning (the book uses 0.0)")
-    p.add_argument("--eval-every", type=int, default=5, help="evaluate train/val loss every N steps")
-    p.add_argument("--eval-batches", type=int, default=5, help="batches per loss evaluation")
-    p.add_argument("--save-every", type=int, default=50, help="write a resumable checkpoint every N steps")
-    p.add_argument("--keep-checkpoints", type=int, default=1, help="resumable checkpoints to keep")
+    p.add_argument("--limit", type=positive_int, help="use only the first N records")
+    p.add_argument("--dropout", type=fraction, default=0.0, help="dropout while fine-tuning (the book uses 0.0)")
+    p.add_argument("--eval-every", type=positive_int, default=5, help="evaluate train/val loss every N steps")
+    p.add_argument("--eval-batches", type=positive_int, default=5, help="batches per loss evaluation")
+    p.add_argument("--save-every", type=positive_int, default=50, help="write a resumable checkpoint every N steps")
+    p.add_argument("--keep-checkpoints", type=positive_int, default=1, help="resumable checkpoints to keep")
     p.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
-    p.add_argument("--stop-after-steps", type=int, help="checkpoint and exit after N steps (time-sliced jobs)")
-    p.add_argument("--max-steps", type=int, help="stop training after N optimizer steps in total")
-    p.add_argument("--warmup-steps", type=int, default=0)
+    p.add_argument("--stop-after-steps", type=positive_int, help="checkpoint and exit after N steps (time-sliced jobs)")
+    p.add_argument("--max-steps", type=positive_int, help="stop training after N optimizer steps in total")
+    p.add_argument("--warmup-steps", type=nonneg_int, default=0, help="steps of linear warm-up to --lr")
     p.add_argument("--schedule", choices=["constant", "linear", "cosine"], default="constant", help="learning-rate schedule")
     p.add_argument("--tokenizer", help="GPT-2 tokenizer directory (default: the model's, else tiktoken gpt2)")
     p.add_argument("--name", help="model name in the results store (default: the --out folder name)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--device", type=device, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto", help="autocast on GPU (auto: bf16 where supported)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--out", required=True, help="output directory (a Hugging Face checkpoint)")
+    p.add_argument("--out", type=output_folder, required=True, help="output directory (a Hugging Face checkpoint)")
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("generate", parents=[parent], help="generate responses (batched, KV cache) into the store and a JSONL file")
@@ -341,16 +355,16 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--split", choices=["test", "val", "train", "all"], default="test",
                    help="records to answer: a split saved by `evalkit finetune`, else the book's 85/10/5 split")
     p.add_argument("--style", help="prompt style (default: the one the model was fine-tuned with, else alpaca)")
-    p.add_argument("--out", type=Path, help="JSONL file, one line per record, written as responses arrive")
-    p.add_argument("--max-new-tokens", type=int, default=256)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (the book's)")
-    p.add_argument("--top-k", type=int)
-    p.add_argument("--seed", type=int, default=123, help="sampling seed (per record, batch-independent)")
+    p.add_argument("--out", type=output_file, help="JSONL file, one line per record, written as responses arrive")
+    p.add_argument("--max-new-tokens", type=positive_int, default=256, help="tokens to generate per response (below the model's context length)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="records per generation batch")
+    p.add_argument("--temperature", type=nonneg_float, default=0.0, help="0 = greedy (the book's)")
+    p.add_argument("--top-k", type=positive_int, help="sample among the k most likely tokens (default: all)")
+    p.add_argument("--seed", type=seed, default=123, help="sampling seed (per record, batch-independent)")
     p.add_argument("--eval-set", help="name of the record set in the store (default: DATA-stem/SPLIT)")
     p.add_argument("--skip-invalid", action="store_true")
     p.add_argument("--name", help="model name in the store (default: the fine-tune's name or folder)")
-    p.add_argument("--device")
+    p.add_argument("--device", type=device, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_generate)
 
@@ -413,14 +427,14 @@ def _add_mmlu(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) 
     which = p.add_mutually_exclusive_group()
     which.add_argument("--subjects", type=_csv_list, metavar="A,B", help="only these subjects (e.g. abstract_algebra,anatomy; default: all 57)")
     which.add_argument("--categories", type=_csv_list, metavar="C,D", help="only the subjects of these categories: stem, humanities, social_sciences, other")
-    p.add_argument("--num-fewshot", type=int, default=0, metavar="N", help="few-shot examples per question (from the dev split)")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N questions per subject (for quick checks; default: all)")
+    p.add_argument("--num-fewshot", type=int_range(0, 5), default=0, metavar="N", help="few-shot examples per question (from the dev split)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="at most N questions per subject (for quick checks; default: all)")
     p.add_argument("--batch-size", type=_batch_size, default=1, metavar="auto|N", help="lm-eval's batch size; auto: the largest that fits (lm-eval probes with long inputs: meant for GPUs)")
-    p.add_argument("--device", metavar="cpu|cuda", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--device", type=device, metavar="cpu|cuda", help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--data", type=Path, metavar="DIR", help="local copy laid out like cais/mmlu: test.jsonl (+ dev.jsonl for few-shot); default: lm-eval's own mmlu tasks (hub data set cais/mmlu)")
     p.add_argument("--backend", choices=list(MMLU_BACKENDS), default="hf", help="lm-eval model type (vllm only when installed)")
     p.add_argument("--model-args", metavar="k=v,...", help="extra lm-eval model arguments, e.g. dtype=float32")
-    p.add_argument("--cache", type=Path, metavar="DIR", help="lm-eval's request cache: keeps every answered request, so an interrupted run started again with the same --cache resumes where it stopped (default: no cache; an interrupted run starts over)")
+    p.add_argument("--cache", type=output_folder, metavar="DIR", help="lm-eval's request cache: keeps every answered request, so an interrupted run started again with the same --cache resumes where it stopped (default: no cache; an interrupted run starts over)")
     _add_format(p)
     p.set_defaults(func=cmd_mmlu)
 
@@ -480,17 +494,17 @@ def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
     p.add_argument("--eval-set", help="book-test | alpaca-eval | FILE (default with --model: book-test)")
     p.add_argument("--mode", choices=["score", "pairwise"], help="default: pairwise for alpaca-eval, else score")
     p.add_argument("--reference", help="pairwise: reference outputs, a FILE or a generate RUN_ID (default: the eval set's)")
-    p.add_argument("--host", action="append", metavar="URL", help="Ollama server; repeat to spread requests (default: $OLLAMA_HOST or http://localhost:11434)")
-    p.add_argument("--concurrency", type=int, default=4, help="judge requests in flight")
+    p.add_argument("--host", action="append", type=url, metavar="URL", help="Ollama server; repeat to spread requests (default: $OLLAMA_HOST or http://localhost:11434)")
+    p.add_argument("--concurrency", type=positive_int, default=4, help="judge requests in flight")
     p.add_argument("--prompt-template", type=Path, metavar="FILE", help="your own judge prompt (see README)")
     p.add_argument("--refresh", action="store_true", help="ignore cached answers and finished runs; ask the judge again")
     p.add_argument("--order", choices=["swap", "random"], help="pairwise: swap = both orders averaged (default), random = one seeded order per instruction (default for alpaca-eval)")
     p.add_argument("--discrete", action="store_true", help="pairwise: discrete verdicts (1, 1.5, 2) instead of logprob-weighted ones")
-    p.add_argument("--seed", type=int, default=123, help="judge seed (also seeds --order random)")
-    p.add_argument("--temperature", type=float, default=0.0, help="judge temperature")
-    p.add_argument("--num-ctx", type=int, help="judge context length (default: 2048 for score as in the book, 4096 for pairwise)")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds per judge request")
-    p.add_argument("--retries", type=int, default=5, help="retries per request on connection errors, timeouts, 5xx and 429")
+    p.add_argument("--seed", type=seed, default=123, help="judge seed (also seeds --order random)")
+    p.add_argument("--temperature", type=nonneg_float, default=0.0, help="judge temperature")
+    p.add_argument("--num-ctx", type=positive_int, help="judge context length (default: 2048 for score as in the book, 4096 for pairwise)")
+    p.add_argument("--timeout", type=positive_float, default=300.0, help="seconds per judge request")
+    p.add_argument("--retries", type=nonneg_int, default=5, help="retries per request on connection errors, timeouts, 5xx and 429")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_format(p)
     p.set_defaults(func=cmd_judge)
@@ -502,10 +516,10 @@ def _add_judge(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
 def _count_or_all(text: str) -> int | None:
     if text == "all":
         return None
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("expected a positive number or 'all'")
-    return value
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive number or 'all', got {text!r}") from None
 
 
 def cmd_pairs_export(args: argparse.Namespace) -> int:
@@ -574,21 +588,21 @@ def _add_human(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
     p.add_argument("--eval-set", help="with --models: only generate runs on this eval set")
     p.add_argument("--n", type=_count_or_all, default=100, help="items to sample (every model pair per item), or 'all'")
     p.add_argument("--baseline", help="run id or model name: pair every model with it instead of all pairs")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling items and shuffling sides and order (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed for sampling items and shuffling sides and order (default: 0)")
     p.add_argument("--title", help="heading shown to raters")
     p.add_argument("--force", action="store_true", help="replace a different bundle already in --out")
-    p.add_argument("--out", type=Path, required=True, help="folder to write the bundle to")
+    p.add_argument("--out", type=output_folder, required=True, help="folder to write the bundle to")
     p.set_defaults(func=cmd_pairs_export)
 
     p = pairs_sub.add_parser("from-preference", parents=[parent], help="a rating bundle from records with chosen/rejected responses")
     p.add_argument("file", type=Path, help="JSON list or JSON lines with instruction, input, chosen, rejected")
     p.add_argument("--n", type=_count_or_all, default=100, help="records to sample, or 'all'")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampling and shuffling sides and order (default: 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed for sampling and shuffling sides and order (default: 0)")
     p.add_argument("--chosen-name", default="chosen", help="model name for the chosen responses")
     p.add_argument("--rejected-name", default="rejected", help="model name for the rejected responses")
     p.add_argument("--title", help="heading shown to raters")
     p.add_argument("--force", action="store_true", help="replace a different bundle already in --out")
-    p.add_argument("--out", type=Path, help="folder to write the bundle to (default: pairs-<file name>)")
+    p.add_argument("--out", type=output_folder, help="folder to write the bundle to (default: pairs-<file name>)")
     p.set_defaults(func=cmd_pairs_from_preference)
 
     p = pairs_sub.add_parser("import", parents=[parent], help="store exported ratings in the bundle's human run")
@@ -605,9 +619,9 @@ def _add_human(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser)
     p = sub.add_parser("arena", parents=[parent], help="Bradley-Terry ratings with bootstrap intervals (Chatbot Arena's method)")
     p.add_argument("--runs", type=_csv_list, help="human run ids (default: all finished human runs)")
     p.add_argument("--include-judge", type=_csv_list, metavar="RUN,...", help="judge-pairwise runs whose verdicts count as battles")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the 95%% intervals (0: none)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
-    p.add_argument("--jobs", type=int, default=1, help="processes for the bootstrap (-1: all cores); same result for any value")
+    p.add_argument("--bootstrap", type=nonneg_int, default=1000, help="bootstrap rounds for the 95%% intervals (0: none)")
+    p.add_argument("--seed", type=seed, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--jobs", type=jobs, default=1, help="processes for the bootstrap (-1: all cores); same result for any value")
     _add_format(p)
     p.set_defaults(func=cmd_arena)
 
@@ -662,28 +676,28 @@ def _add_report(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser
     p = sub.add_parser("report", parents=[parent], help="render a self-contained HTML leaderboard with provenance, charts and items")
     runs_options(p)
     p.add_argument("--title", help="page title (default: evalkit leaderboard)")
-    p.add_argument("--out", type=Path, default=Path("reports/leaderboard.html"), help="HTML file to write")
+    p.add_argument("--out", type=output_file, default=Path("reports/leaderboard.html"), help="HTML file to write")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("leaderboard", parents=[parent], help="the leaderboard in the terminal or as JSON, CSV or Markdown")
     runs_options(p)
     _add_format(p, choices=("table", "json", "csv", "md"))
-    p.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    p.add_argument("--out", type=output_file, help="file to write (default: standard output)")
     p.set_defaults(func=cmd_leaderboard)
 
     from evalkit.demo import DEFAULTS
 
     p = sub.add_parser("demo", parents=[parent], help="the whole job end to end on defaults: fine-tune, generate, MMLU, judge, rating bundle, report")
-    p.add_argument("--out", type=Path, default=DEFAULTS.out, help="folder for everything the demo writes, its results store (evalkit.db) included unless --store is given")
+    p.add_argument("--out", type=output_folder, default=DEFAULTS.out, help="folder for everything the demo writes, its results store (evalkit.db) included unless --store is given")
     p.add_argument("--offline", action="store_true", help="use only local assets: a randomly initialised GPT-2, local tokenizer and data")
     p.add_argument("--data", help="instruction data (JSON); default: ../shared/data/book-ch07/instruction-data.json when present, else the book's URL")
     p.add_argument("--mmlu-data", help="MMLU data: a folder holding test.jsonl (cais/mmlu fields) or that file; default: ../shared/data/mmlu when present, else the hub")
     p.add_argument("--tokenizer", help="GPT-2 tokenizer: 'gpt2' (tiktoken, TIKTOKEN_CACHE_DIR) or a folder with vocab.json and merges.txt")
     p.add_argument("--base-model", default=DEFAULTS.base_model, help="model to fine-tune (hub id or folder); ignored with --offline")
-    p.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="fine-tuning epochs")
-    p.add_argument("--max-records", type=int, default=DEFAULTS.max_records, help="use the first N instruction records (0: all)")
+    p.add_argument("--epochs", type=positive_int, default=DEFAULTS.epochs, help="fine-tuning epochs")
+    p.add_argument("--max-records", type=nonneg_int, default=DEFAULTS.max_records, help="use the first N instruction records (0: all)")
     p.add_argument("--mmlu-subjects", default=",".join(DEFAULTS.mmlu_subjects), help="MMLU subjects to run")
-    p.add_argument("--mmlu-limit", type=int, default=DEFAULTS.mmlu_limit, help="questions per MMLU subject")
+    p.add_argument("--mmlu-limit", type=positive_int, default=DEFAULTS.mmlu_limit, help="questions per MMLU subject")
     p.add_argument("--judge-model", default=DEFAULTS.judge_model, help="Ollama model that judges (when a server answers at OLLAMA_HOST)")
     p.set_defaults(func=cmd_demo)
 
@@ -724,9 +738,9 @@ def _add_compare(sub: argparse._SubParsersAction, parent: argparse.ArgumentParse
         help="comma-separated modes among mmlu,judge-score,judge-pairwise,human "
         "(default: every mode where either model has results)",
     )
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (family-wise, Holm)")
-    p.add_argument("--bootstrap", type=int, default=10000, help="bootstrap rounds for intervals (Bradley-Terry: at most 1000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the resampling")
+    p.add_argument("--alpha", type=probability, default=0.05, help="significance level (family-wise, Holm)")
+    p.add_argument("--bootstrap", type=nonneg_int, default=10000, help="bootstrap rounds for intervals (Bradley-Terry: at most 1000)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the resampling")
     _add_format(p)
     p.set_defaults(func=cmd_compare)
 
@@ -751,6 +765,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _describe_os_error(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, RecursionError):
+        return "input nested too deeply to process"
+    reason = str(exc).strip().split("\n")[0][:300] or type(exc).__name__
+    return f"{reason} ({type(exc).__name__}; run with -v for details)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -770,3 +793,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except (OSError, UnicodeError, RecursionError, sqlite3.Error) as exc:
+        # The last net for what user files and folders can still cause (a disk that fills up,
+        # a file that vanishes mid-run, a corrupt store): one line, as for any bad input. Known
+        # causes are turned into InputErrors where they happen; -v shows the traceback.
+        if verbose:
+            raise
+        print(f"evalkit: error: {_describe_os_error(exc)}", file=sys.stderr)
+        return 2

@@ -68,16 +68,26 @@ def generate_responses(
         "seed": seed,
         "model_hash": weights_hash,
     }
+    if not unique:
+        raise EvalkitError(f"no records to answer in {eval_set}")
     finished = store.find_run("generate", name, config)
     if finished is not None:
         return finished.id
+    # the model and tokenizer are loaded before the run is created, so a checkpoint that cannot
+    # be loaded or a --max-new-tokens it cannot hold leaves the store as it was
+    tokenizer = get_tokenizer(tokenizer_spec_for(model))
+    lm, _ = load_model(model, device=device or default_device())
+    lm.eval()
+    context = getattr(lm.config, "n_positions", None)
+    if context is not None and max_new_tokens >= context:
+        raise EvalkitError(
+            f"--max-new-tokens {max_new_tokens} is not below the model's context length ({context} tokens); "
+            "the prompt needs room too"
+        )
     with store.start_run("generate", name, config, model_path=str(model), model_hash=weights_hash) as run:
         done = run.done_items()
         todo = [r for i, r in unique.items() if i not in done]
         if todo:
-            tokenizer = get_tokenizer(tokenizer_spec_for(model))
-            lm, _ = load_model(model, device=device or default_device())
-            lm.eval()
             prompts = [style.format_prompt(r) for r in todo]
 
             def write(indices: list[int], tokens: list[list[int]], seconds: float) -> None:

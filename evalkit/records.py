@@ -9,6 +9,9 @@ contain is the caller's business.
 from __future__ import annotations
 
 import json
+import math
+import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -44,33 +47,137 @@ class JsonSyntaxError(InputError):
         self.reason = reason
 
 
-def _read_text(path: Path, shown: object, expected: str) -> str:
-    """A file's UTF-8 text, or an :class:`InputError` that says why it cannot be had."""
-    wanted = f"; expected {expected}"
+# Escapes that decode to something evalkit cannot store or trust: a lone UTF-16 surrogate (not
+# encodable as UTF-8), NaN / Infinity literals, and numbers that overflow to infinity (1e400, or a
+# mantissa of 309+ digits). Only text that matches is walked, so clean files cost one regex scan.
+_SUSPECT = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity|\d[eE][+]?\d{3}|\d{300}")
+
+
+def read_text(path: str | Path, *, expected: str, shown_as: object = None) -> str:
+    """A file's UTF-8 text (a leading byte-order mark dropped), or an :class:`InputError` that says
+    why it cannot be had: missing, a folder, unreadable, not UTF-8."""
+    path = Path(path)
+    shown = path if shown_as is None else shown_as
     try:
-        return path.read_text(encoding="utf-8")
+        # bytes then decode: text mode would turn \r\n and lone \r into \n, even inside a CSV cell
+        return path.read_bytes().decode("utf-8-sig")
     except FileNotFoundError:
         raise InputError("no such file", path=shown) from None
     except IsADirectoryError:
         raise InputError(f"is a folder; expected a file of {expected}", path=shown) from None
+    except NotADirectoryError:
+        raise InputError(f"a folder on the way is a file; expected {expected}", path=shown) from None
     except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start}){wanted} as JSON", path=shown) from None
+        raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); expected {expected} as JSON", path=shown) from None
     except OSError as exc:
         raise InputError(f"cannot read ({exc.strerror or exc})", path=shown) from None
 
 
-def read_json_document(path: str | Path, *, expected: str | None = None) -> Any:
-    """One JSON document (a key, a results file, an export), with the same errors as
-    :func:`read_json_records`; the caller checks what the document holds."""
-    path = Path(path)
-    text = _read_text(path, path, expected or "a JSON document")
+def json_lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(line number from 1, line)`` of JSON Lines text.
+
+    Splits on ``\n`` only (a trailing ``\r`` is dropped): ``str.splitlines()`` also breaks at
+    U+0085, U+2028 and U+2029, which JSON allows unescaped inside strings and which lm-eval and
+    any ``ensure_ascii=False`` writer put there (MMLU's questions hold U+0085).
+    """
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        yield lineno, line.removesuffix("\r")
+
+
+def _field_name(parts: list[object]) -> str:
+    name = ""
+    for part in parts:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "(the value)"
+
+
+def _untrusted_value(value: Any, *, nan_as_null: bool) -> tuple[str, str] | None:
+    """The first value JSON parsed that evalkit must not take: ``(field, why)``; None when clean.
+
+    With ``nan_as_null`` a NaN (how pandas writes "no value") is replaced by None in place.
+    Iterative, so a document nested as deeply as the parser allowed cannot overflow the stack.
+    """
+    stack: list[tuple[Any, list[object]]] = [(value, [])]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            for key, item in node.items():
+                if isinstance(key, str) and any("\ud800" <= ch <= "\udfff" for ch in key):
+                    return _field_name(where + [key.encode("utf-8", "backslashreplace").decode()]), "a key holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
+                if nan_as_null and isinstance(item, float) and math.isnan(item):
+                    node[key] = None
+                else:
+                    stack.append((item, where + [key]))
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                if nan_as_null and isinstance(item, float) and math.isnan(item):
+                    node[index] = None
+                else:
+                    stack.append((item, where + [index]))
+        elif isinstance(node, float) and not math.isfinite(node):
+            return _field_name(where), f"is {node} (NaN, Infinity or a number too large for a float); expected a finite number"
+        elif isinstance(node, str) and any("\ud800" <= ch <= "\udfff" for ch in node):
+            return _field_name(where), "holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not text"
+    return None
+
+
+def _label(index: int | None, line: int | None) -> object:
+    """How messages name a record: its index, with its line in a JSON Lines file."""
+    if index is None:
+        return None
+    return index if line is None else f"{index} (line {line})"
+
+
+def _decode(text: str, *, shown: object, index: int | None, line: int | None, context: str) -> Any:
+    """``json.loads`` with every way it can fail turned into an :class:`InputError` at the file's place."""
+    where = f"line {line}: " if line is not None and index is None else ""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        at_line = line if line is not None else exc.lineno
         raise JsonSyntaxError(
-            f"line {exc.lineno}: not valid JSON ({exc.msg})" + (f"; expected {expected}" if expected else ""),
-            path=path, index=None, line=exc.lineno, column=exc.colno, reason=exc.msg,
+            f"line {at_line}: not valid JSON ({exc.msg}){context}",
+            path=shown, index=index, line=at_line, column=exc.colno, reason=exc.msg,
         ) from None
+    except RecursionError:
+        raise InputError(
+            f"{where}nested too deeply to read (thousands of levels of [ or {{){context}", path=shown, record=_label(index, line)
+        ) from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise InputError(f"{where}not a usable JSON value ({exc}){context}", path=shown, record=_label(index, line)) from None
+
+
+def _checked(value: Any, text: str, *, shown: object, index: int | None, line: int | None, nan_as_null: bool, context: str) -> Any:
+    if _SUSPECT.search(text):
+        problem = _untrusted_value(value, nan_as_null=nan_as_null)
+        if problem is not None:
+            field, why = problem
+            where = f"line {line}: " if line is not None and index is None else ""
+            raise InputError(f"{where}{why}{context}", path=shown, record=_label(index, line), field=field)
+    return value
+
+
+def parse_json(
+    text: str, *, shown: object, index: int | None = None, line: int | None = None, expected: str | None = None,
+    nan_as_null: bool = False,
+) -> Any:
+    """One JSON value from ``text`` (a whole file or one JSON Lines line), refused with an
+    :class:`InputError` naming ``shown`` (the file), the record ``index``, the ``line`` and the
+    field when it is malformed, nested too deeply, holds a lone surrogate, NaN or Infinity (with
+    ``nan_as_null``: NaN becomes None, for files written by pandas)."""
+    context = f"; expected {expected}" if expected else ""
+    value = _decode(text, shown=shown, index=index, line=line, context=context)
+    return _checked(value, text, shown=shown, index=index, line=line, nan_as_null=nan_as_null, context=context)
+
+
+def read_json_document(path: str | Path, *, expected: str | None = None, nan_as_null: bool = False) -> Any:
+    """One JSON document (a key, a results file, an export), with the same errors as
+    :func:`read_json_records`; the caller checks what the document holds."""
+    path = Path(path)
+    text = read_text(path, expected=expected or "a JSON document")
+    if not text.strip():
+        raise InputError(f"empty file; expected {expected or 'a JSON document'}", path=path)
+    return parse_json(text, shown=path, expected=expected, nan_as_null=nan_as_null)
 
 
 def read_json_records(
@@ -79,50 +186,57 @@ def read_json_records(
     expected: str | None = None,
     objects_only: bool = True,
     shown_as: object = None,
+    nan_as_null: bool = False,
 ) -> list[JsonRecord]:
     """The records of a JSON list (the file starts with ``[``) or of a JSON Lines file.
 
     Blank lines between JSON Lines records are skipped. An unreadable, non-UTF-8 or empty file, a
-    file with no records and malformed JSON (:class:`JsonSyntaxError`) are :class:`InputError`\\ s;
-    so is a record that is not a JSON object unless ``objects_only`` is false (for callers that
-    check each record themselves, e.g. to skip bad ones). ``expected`` says what the file should
-    hold ("AlpacaEval annotations", ...) and ends each message; ``shown_as`` is what messages call
-    the file (default: ``path``; e.g. the URL a cached file came from).
+    file with no records, malformed JSON (:class:`JsonSyntaxError`) and values :func:`parse_json`
+    refuses are :class:`InputError`\\ s; so is a record that is not a JSON object unless
+    ``objects_only`` is false (for callers that check each record themselves, e.g. to skip bad
+    ones). ``expected`` says what the file should hold ("AlpacaEval annotations", ...) and ends
+    each message; ``shown_as`` is what messages call the file (default: ``path``; e.g. the URL a
+    cached file came from).
     """
     path = Path(path)
     shown = path if shown_as is None else shown_as
     wanted = f"; expected {expected}" if expected else ""
-    text = _read_text(path, shown, expected or "records")
+    text = read_text(path, expected=expected or "records", shown_as=shown)
     stripped = text.lstrip()
     if not stripped:
         raise InputError(f"empty file{wanted}", path=shown)
     if stripped[0] == "[":
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise JsonSyntaxError(
-                f"line {exc.lineno}: not valid JSON ({exc.msg}){wanted}",
-                path=shown, index=None, line=exc.lineno, column=exc.colno, reason=exc.msg,
-            ) from None
+        values = _decode(text, shown=shown, index=None, line=None, context=wanted)
         records = [JsonRecord(index, None, value) for index, value in enumerate(values)]
+        if _SUSPECT.search(text):
+            for record in records:
+                _checked(record.value, text, shown=shown, index=record.index, line=None, nan_as_null=nan_as_null, context=wanted)
     else:
         records = []
-        for lineno, line in enumerate(text.splitlines(), start=1):
+        for lineno, line in json_lines(text):
             if not line.strip():
                 continue
-            try:
-                records.append(JsonRecord(len(records), lineno, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise JsonSyntaxError(
-                    f"line {lineno}: not valid JSON ({exc.msg}); expected {expected or 'records'} as a JSON list or JSON Lines",
-                    path=shown, index=len(records), line=lineno, column=exc.colno, reason=exc.msg,
-                ) from None
+            value = parse_json(
+                line, shown=shown, index=len(records), line=lineno, nan_as_null=nan_as_null,
+                expected=f"{expected or 'records'} as a JSON list or JSON Lines",
+            )
+            records.append(JsonRecord(len(records), lineno, value))
     if objects_only:
         for record in records:
             if not isinstance(record.value, dict):
                 raise InputError(
-                    f"is a JSON {type(record.value).__name__}, not an object{wanted}", path=shown, record=record.index
+                    f"is a JSON {_json_type(record.value)}, not an object{wanted}", path=shown, record=record.index
                 )
     if not records:
         raise InputError(f"no records{wanted}", path=shown)
     return records
+
+
+def _json_type(value: Any) -> str:
+    """JSON's name for a parsed value's type (``list`` reads as Python, ``array`` as JSON: keep the
+    Python names users already see in other messages, but say null / true for None / bools)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return type(value).__name__

@@ -47,17 +47,20 @@ _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
 def check_safe_id(value: Any, what: str, *, allow_slash: bool = False) -> str:
     """``value`` if it is usable as (part of) a file name: a non-empty string without NUL or
     control characters, without ``..`` and without path separators (``allow_slash``: ``/`` may
-    separate parts, as in a hub id ``org/model`` or an MMLU item ``subject/17``, but no part may be
-    empty, ``.`` or ``..``). Raises :class:`SchemaError` naming ``what``."""
+    separate parts, as in a hub id ``org/model`` or lm-eval's ``pretrained=/path``, but no part may
+    be ``.`` or ``..``). Raises :class:`SchemaError` naming ``what``."""
     if not isinstance(value, str) or not value:
         raise SchemaError(f"{what} must be a non-empty string, not {value!r}")
     text = value.replace("/", "") if allow_slash else value
     bad = _UNSAFE_CHARS.search(text)
     if bad:
         raise SchemaError(f"{what} {value!r} contains {bad.group()!r}: ids may not hold path separators or control characters")
-    parts = value.split("/") if allow_slash else [value]
-    if ".." in value or any(p in ("", ".") for p in parts) or value.startswith(("/", "-")):
-        raise SchemaError(f"{what} {value!r} is not a safe name (no '..', no empty or '.' parts, no leading '/' or '-')")
+    if allow_slash:
+        # a name with parts (a hub id "org/model", lm-eval's pretrained=/path) only must not climb
+        if any(p in (".", "..") for p in value.split("/")):
+            raise SchemaError(f"{what} {value!r} is not a safe name (no '.' or '..' parts)")
+    elif ".." in value or value == "." or value.startswith("-"):
+        raise SchemaError(f"{what} {value!r} is not a safe name (no '..', not '.', no leading '-')")
     return value
 
 
@@ -134,7 +137,6 @@ class JudgePairwiseConfig(JudgeScoreConfig):
 
 class HumanConfig(_Open):
     bundle: str | None = None
-    source: str | None = None
 
 
 class ArenaConfig(_Open):
@@ -198,6 +200,14 @@ COMPARABILITY: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
     "arena": (),
 }
 
+# Per-item fields that must agree where two runs are compared item by item: what each item was
+# measured against (the rendered MMLU prompt and gold letter, the judge's reference output).
+ITEM_COMPARABILITY: dict[str, tuple[tuple[str, str], ...]] = {
+    "mmlu": (("prompt", "prompts (different few-shot examples or template)"), ("gold", "gold answers (different data)")),
+    "judge-score": (("reference", "reference outputs"),),
+    "judge-pairwise": (("output_1", "reference outputs"), ("generator_1", "reference models")),
+}
+
 SETTING_LABELS = {name: label for settings in COMPARABILITY.values() for name, _, label in settings}
 
 
@@ -238,7 +248,8 @@ def comparability_key(kind: str, config: dict[str, Any] | None, items_hash: str 
 # -- metrics ----------------------------------------------------------------------------------
 
 METRIC_NAMES: dict[str, tuple[str, ...]] = {
-    "finetune": ("train_loss", "val_loss", "tokens_seen", "steps"),
+    # DPO fine-tunes (finetune --method dpo) also record their validation preference accuracy and reward margin
+    "finetune": ("train_loss", "val_loss", "tokens_seen", "steps", "val_preference_accuracy", "val_reward_margin"),
     "generate": ("n", "tokens_per_second", "avg_length"),
     "mmlu": ("acc", "acc/*"),
     "judge-score": ("score_mean", "parse_rate", "score_median", "score_dist/*"),

@@ -273,6 +273,8 @@ class ResultsStore:
         except OSError as exc:
             raise StoreError(f"{self.path}: cannot create the store's folder ({exc.strerror or exc})") from None
         try:
+            if self.path.exists() and self.path.stat().st_size > 0:
+                self._refuse_foreign_file()
             self._conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
             if self.path.stat().st_size > 0:
                 # refuse someone else's database before anything (journal mode, tables) is changed
@@ -293,6 +295,7 @@ class ResultsStore:
         if not _looks_like_sqlite(self.path):
             raise StoreError(f"{self.path}: not an evalkit results store (not an SQLite database); the file was not changed")
         try:
+            self._refuse_foreign_file()
             uri = self.path.resolve().as_uri() + "?mode=ro"
             self._conn = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA busy_timeout=60000")
@@ -304,6 +307,24 @@ class ResultsStore:
             raise StoreVersionError(
                 f"{self.path}: results store has schema version {version}, but this evalkit "
                 f"understands up to {SCHEMA_VERSION}; upgrade evalkit (the store was not changed)"
+            )
+
+    def _refuse_foreign_file(self) -> None:
+        """Look at the tables without any side effect (``immutable=1``: no lock, no -wal or -shm
+        file, even for a database in WAL mode), so a foreign file is refused before a real
+        connection touches it. With a -wal file beside it the tables may live in the WAL only
+        (a store being written): then the ordinary connection checks."""
+        if self.path.with_name(self.path.name + "-wal").exists():
+            return
+        conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro&immutable=1", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        finally:
+            conn.close()
+        if (tables or self.read_only) and not {"meta", "runs", "metrics", "samples"} <= tables:
+            raise StoreError(
+                f"{self.path}: not an evalkit results store (an SQLite database without evalkit's tables); "
+                "the file was not changed"
             )
 
     def _check_evalkit_store(self) -> None:

@@ -87,10 +87,12 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     file = Path(path) / METADATA_FILE
     if not file.is_file():
         return {}
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise EvalkitError(f"{file}: unreadable evalkit metadata ({exc})") from exc
+    from evalkit.records import read_json_document
+
+    meta = read_json_document(file, expected="evalkit's checkpoint metadata (a JSON object)")
+    if not isinstance(meta, dict):
+        raise EvalkitError(f"{file}: is a JSON {type(meta).__name__}; expected evalkit's checkpoint metadata (a JSON object)")
+    return meta
 
 
 def model_name(spec: str | os.PathLike[str]) -> str:
@@ -153,10 +155,13 @@ def _load_model(text: str, dropout: float | None, book_base):
                 f"{text}: not a model: expected a Hugging Face checkpoint directory (config.json and weights) "
                 "or a .pth file saved by the book's code"
             )
+        from safetensors import SafetensorError
+
         try:
             model = GPT2LMHeadModel.from_pretrained(text, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise EvalkitError(f"{text}: could not load the checkpoint ({exc})") from exc
+        except (OSError, ValueError, RuntimeError, SafetensorError) as exc:  # missing, truncated or corrupt weights
+            reason = str(exc).strip().split("\n")[0][:300] or type(exc).__name__
+            raise EvalkitError(f"{text}: could not load the checkpoint ({reason})") from exc
     else:
         try:
             model = GPT2LMHeadModel.from_pretrained(text, **kwargs)

@@ -147,8 +147,8 @@ def get_style(style: str | Path | PromptStyle = "alpaca") -> PromptStyle:
         return style
     if isinstance(style, str) and style in STYLES:
         return STYLES[style]
-    if Path(style).is_file():
-        return load_style_file(style)
+    if Path(style).is_file() or Path(style).exists() or str(style).endswith(".json"):
+        return load_style_file(style)  # its reader names a folder, a missing or unreadable file
     raise InputError(f"unknown prompt style {str(style)!r}: use one of {', '.join(sorted(STYLES))} or a JSON template file")
 
 

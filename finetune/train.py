@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from evalkit.errors import EvalkitError
+from evalkit.records import json_lines
 from finetune.checkpoint import latest_checkpoint, load_training_state, rng_state, save_training_checkpoint, set_rng_state
 from finetune.collate import IGNORE_INDEX, collate_batch
 from finetune.data import load_records, split_records
@@ -212,7 +213,9 @@ def _read_log(path: Path, up_to_step: int | None = None) -> list[dict]:
     if not path.is_file():
         return []
     entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for _, line in json_lines(path.read_text(encoding="utf-8")):
+        if not line.strip():
+            continue
         try:
             entry = json.loads(line)
         except json.JSONDecodeError:  # a line cut by kill -9
@@ -353,6 +356,9 @@ def train(
         lm = random_model(size, seed=seed, dropout=dropout)
     else:
         lm, _ = load_model(model, dropout=dropout)
+    context = getattr(lm.config, "n_positions", None)
+    if max_length is not None and context is not None and max_length > context:  # checked before any run exists
+        raise EvalkitError(f"--max-length {max_length} exceeds the model's context length ({context} tokens)")
     lm.to(dev)
     lm.train()
 

@@ -292,7 +292,7 @@ def _bradley_terry_fits(store, battles, *, rounds: int, seed: int, progress: boo
 
     import pandas as pd
 
-    from evalkit.human.arena import BATTLE_COLUMNS, bootstrap_bradley_terry, fit_bradley_terry
+    from evalkit.metrics.bradley_terry import BATTLE_COLUMNS, bootstrap_bradley_terry, fit_bradley_terry
 
     rows = pd.util.hash_pandas_object(battles[list(BATTLE_COLUMNS)], index=False).to_numpy()
     key = (hashlib.sha256(rows.tobytes()).hexdigest(), rounds, seed)
@@ -344,11 +344,12 @@ def _stored_fits(store, key: tuple):
 def _store_fits(store, key: tuple, ratings, draws) -> None:
     import sqlite3
 
-    value = {"models": [str(m) for m in ratings.index], "ratings": [float(v) for v in ratings.to_numpy()],
-             "draws": draws[list(ratings.index)].to_numpy(dtype=float).tolist()}
+    # a model absent from a resample is NaN in that round: JSON null, read back as NaN
+    draws_list = [[None if v != v else v for v in row] for row in draws[list(ratings.index)].to_numpy(dtype=float).tolist()]
+    value = {"models": [str(m) for m in ratings.index], "ratings": [float(v) for v in ratings.to_numpy()], "draws": draws_list}
     try:
         store.cache_put(_BT_STORE_KEY + "/".join(map(str, key)), value)
-    except (sqlite3.OperationalError, AttributeError):
+    except (sqlite3.OperationalError, AttributeError, ValueError):
         pass  # a read-only store: the fits are recomputed next time
 
 

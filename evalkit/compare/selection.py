@@ -13,16 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalkit import schema
 from evalkit.selection import config_differences, pick_runs
 from evalkit.store import ResultsStore, RunRecord
-
-# Per-item fields that must agree for a paired comparison to be meaningful.
-COMPARABLE_PAYLOAD = {
-    "mmlu": (("prompt", "prompts (different few-shot examples or template)"), ("gold", "gold answers (different data)")),
-    "judge-score": (("reference", "reference outputs"),),
-    "judge-pairwise": (("output_1", "reference outputs"), ("generator_1", "reference models")),
-}
-
 
 class NoRuns(Exception):
     """Neither model has results of this mode: the mode is left out unless asked for."""
@@ -86,7 +79,7 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
         )
     payloads_a = [samples_a[i] for i in common]
     payloads_b = [samples_b[i] for i in common]
-    for name, what in COMPARABLE_PAYLOAD.get(kind, ()):
+    for name, what in schema.ITEM_COMPARABILITY.get(kind, ()):
         values_a = [p.get(name) for p in payloads_a]
         values_b = [p.get(name) for p in payloads_b]
         if values_a == values_b:  # the usual case, checked in one comparison of two lists

@@ -7,14 +7,11 @@ from evalkit.human.agreement import (
     inter_rater_agreement,
     judge_human_agreement,
 )
-from evalkit.human.arena import (
-    ArenaResult,
-    arena_ratings,
+from evalkit.human.arena import ArenaResult, arena_ratings, battles_from_store, run_arena
+from evalkit.metrics.bradley_terry import (
     battle_counts,
-    battles_from_store,
     bootstrap_bradley_terry,
     fit_bradley_terry,
-    run_arena,
     separated_groups,
     unbounded_models,
     win_rate_matrix,

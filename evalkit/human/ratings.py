@@ -8,7 +8,6 @@ the import says so.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,12 +16,14 @@ from evalkit.errors import InputError
 from evalkit.human.arena import OUTCOME_TO_WINNER
 from evalkit.human.bundle import load_key
 from evalkit.items import instruction_item_id
+from evalkit.records import JsonSyntaxError, json_lines, parse_json, read_text
 
 if TYPE_CHECKING:
     from evalkit.store import ResultsStore
 
 OUTCOMES = tuple(OUTCOME_TO_WINNER)  # a, b, tie, both_bad
 _MAX_ERRORS_SHOWN = 20
+RATINGS = "ratings exported by the rating page (ratings-<rater>.jsonl, one JSON object a line)"
 
 
 @dataclass
@@ -86,20 +87,18 @@ def read_ratings(files: list[str | Path], key: dict[str, Any]) -> tuple[list[Rat
     errors: list[str] = []
     notices: list[str] = []
     for path in map(Path, files):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read ({exc.strerror or exc})", path=path) from exc
-        except UnicodeDecodeError as exc:
-            raise InputError(f"not UTF-8 text ({exc.reason})", path=path) from exc
-        for lineno, line in enumerate(text.splitlines(), start=1):
+        text = read_text(path, expected=RATINGS)
+        for lineno, line in json_lines(text):
             if not line.strip():
                 continue
             where = f"{path}, line {lineno}"
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                errors.append(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})")
+                record = parse_json(line, shown=path, line=lineno)
+            except JsonSyntaxError as exc:
+                errors.append(f"{where}: malformed JSON ({exc.reason} at column {exc.column})")
+                continue
+            except InputError as exc:  # NaN, a lone surrogate, nesting too deep: named by the reader
+                errors.append(str(exc))
                 continue
             rating, problems = _check_line(record, where, pairs, bundle)
             errors.extend(problems)
@@ -113,6 +112,8 @@ def read_ratings(files: list[str | Path], key: dict[str, Any]) -> tuple[list[Rat
                 )
                 del kept[(rating.rater, rating.pair_id)]  # re-insert so order follows the kept line
             kept[(rating.rater, rating.pair_id)] = rating
+    if len(errors) == 1:
+        raise InputError(f"{errors[0]}; nothing was imported")
     if errors:
         shown = errors[:_MAX_ERRORS_SHOWN]
         more = f"\n  ... and {len(errors) - len(shown)} more" if len(errors) > len(shown) else ""

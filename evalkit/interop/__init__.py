@@ -2,7 +2,8 @@
 
 Public API:
 
-* :func:`pairwise_metrics`, :func:`length_controlled_winrate`: AlpacaEval's win-rate metrics.
+* :func:`pairwise_metrics`, :func:`length_controlled_winrate`: AlpacaEval's win-rate metrics
+  (they live in :mod:`evalkit.metrics`; listed here for importers of AlpacaEval files).
 * :func:`import_annotations`, :func:`read_annotations`: AlpacaEval annotation files.
 * :func:`read_responses`, :func:`import_responses`: files of model responses (the book's,
   AlpacaEval's ``model_outputs.json``).
@@ -18,17 +19,17 @@ from typing import Any
 # name -> module; imported on first use, so `evalkit runs list` (which registers the exporters
 # through evalkit.interop.exports) does not pay for numpy and pandas
 _LAZY = {
-    "import_annotations": "alpaca_eval", "pairwise_metrics": "alpaca_eval", "read_annotations": "alpaca_eval",
-    "battles_from_run": "arena", "import_battles": "arena", "read_battles": "arena",
-    "length_controlled_winrate": "length_control",
-    "import_results": "lm_eval_format", "read_results": "lm_eval_format",
-    "import_responses": "responses", "read_responses": "responses",
+    "import_annotations": "evalkit.interop.alpaca_eval", "read_annotations": "evalkit.interop.alpaca_eval",
+    "battles_from_run": "evalkit.interop.arena", "import_battles": "evalkit.interop.arena", "read_battles": "evalkit.interop.arena",
+    "import_results": "evalkit.interop.lm_eval_format", "read_results": "evalkit.interop.lm_eval_format",
+    "import_responses": "evalkit.interop.responses", "read_responses": "evalkit.interop.responses",
+    "length_controlled_winrate": "evalkit.metrics", "pairwise_metrics": "evalkit.metrics",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        return getattr(import_module(f"evalkit.interop.{_LAZY[name]}"), name)
+        return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'evalkit.interop' has no attribute {name!r}")
 
 

@@ -118,7 +118,9 @@ def battles_text(battles: list[dict[str, Any]], *, as_csv: bool) -> str:
         return "".join(json.dumps(b, ensure_ascii=False) + "\n" for b in battles)
     columns = list(BATTLE_COLUMNS) + (["input"] if any("input" in b for b in battles) else [])
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    # CRLF rows (RFC 4180): the csv writer quotes a cell only for characters of its line
+    # terminator, so with "\n" a model's "\r" would go out bare and split the row on reading
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     for b in battles:
         writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for k, v in b.items()})
@@ -143,6 +145,24 @@ def _messages(value: Any, *, path: Path, index: int, field: str) -> list[dict[st
 
 def _first(messages: list[dict[str, Any]], role: str) -> str:
     return next((str(m.get("content") or "") for m in messages if m.get("role") == role), "")
+
+
+def _battle_time(tstamp: Any, *, path: Path, index: int) -> str | None:
+    """A battle's ``tstamp`` (Unix seconds; a number or, in CSV, its text) as an ISO time; None when absent."""
+    if tstamp is None or tstamp == "" or is_missing_number(tstamp):
+        return None
+    seconds = tstamp
+    if isinstance(tstamp, str):
+        try:
+            seconds = float(tstamp)
+        except ValueError:
+            seconds = None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise InputError(f"is {str(tstamp)[:40]!r}; expected Unix seconds", path=path, record=index, field="tstamp")
+    try:
+        return _iso(float(seconds))
+    except (OverflowError, ValueError, OSError):  # 1e300, Infinity: no date at all
+        raise InputError(f"is {seconds!r}, not a date; expected Unix seconds", path=path, record=index, field="tstamp") from None
 
 
 def read_battles(path: str | Path) -> list[dict[str, Any]]:
@@ -172,12 +192,7 @@ def read_battles(path: str | Path) -> list[dict[str, Any]]:
         instruction, input_text = (
             split_alpaca_instruction(row, _first(conversation_a, "user")) if conversation_a else (None, "")
         )
-        tstamp = row.get("tstamp")
-        if isinstance(tstamp, str):
-            try:
-                tstamp = float(tstamp)
-            except ValueError:
-                raise InputError(f"is {tstamp!r}; expected Unix seconds", path=path, record=index, field="tstamp") from None
+        timestamp = _battle_time(row.get("tstamp"), path=path, index=index)
         base = str(row["question_id"]) if row.get("question_id") not in (None, "") else f"battle-{index}"
         pair_id, extra = base, 0
         # the same question voted on again (other models, other turn) gets its record number;
@@ -198,7 +213,7 @@ def read_battles(path: str | Path) -> list[dict[str, Any]]:
                 "response_a": _first(conversation_a, "assistant") if conversation_a else None,
                 "response_b": _first(conversation_b, "assistant") if conversation_b else None,
                 "comment": "",
-                "timestamp": _iso(float(tstamp)) if isinstance(tstamp, (int, float)) and not is_missing_number(tstamp) else None,
+                "timestamp": timestamp,
                 "seconds": None,
                 # as the rating pages' votes carry it
                 "item_id": instruction_item_id(instruction, input_text) if instruction is not None else None,

@@ -11,16 +11,16 @@ to the root group of ``group_subtasks``.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 from evalkit.errors import InputError
-from evalkit.records import read_json_document
+from evalkit.records import json_lines, parse_json, read_json_document, read_text
 from evalkit.store import Metric, ResultsStore
 
 RESULTS = "an lm-eval results file for MMLU tasks (a JSON object with 'results', as `lm_eval --output_path` writes it)"
+SAMPLES = "lm-eval samples (JSON Lines, as `lm_eval --log_samples` writes them)"
 CATEGORIES = ("stem", "humanities", "social_sciences", "other")
 #: Top-level keys of the results file lm-eval 0.4.13's CLI writes, in its order.
 RESULT_FILE_KEYS = (
@@ -39,14 +39,47 @@ def _load(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _number(value: Any) -> float | None:
-    # lm-eval writes "N/A" for a stderr it could not compute
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def _object(doc: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """``doc[key]`` as an object ({} when absent or null), or an error naming the field."""
+    value = doc.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InputError(f"is a {type(value).__name__}, expected an object; expected {RESULTS}", path=path, field=key)
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _accuracy(result: dict[str, Any], task: str, path: Path) -> tuple[float, float | None]:
+    """(acc, stderr) of one task's result; a number that cannot be an accuracy is refused, never stored."""
+    value, stderr = result["acc,none"], result.get("acc_stderr,none")
+    if not _is_number(value) or not 0 <= value <= 1:
+        raise InputError(f"is {value!r}; expected an accuracy between 0 and 1", path=path, field=f"results.{task}.acc,none")
+    if stderr is None or stderr == "N/A":  # lm-eval writes "N/A" for a stderr it could not compute
+        return float(value), None
+    if not _is_number(stderr) or stderr < 0:
+        raise InputError(f"is {stderr!r}; expected a standard error >= 0 or \"N/A\"", path=path, field=f"results.{task}.acc_stderr,none")
+    return float(value), float(stderr)
+
+
+def _count(value: Any, field: str, path: Path) -> int | None:
+    """A number of questions: a whole number >= 0, or None when absent."""
+    if value is None:
+        return None
+    if not _is_number(value) or value < 0 or value != int(value):
+        raise InputError(f"is {value!r}; expected a number of questions (a whole number >= 0)", path=path, field=field)
+    return int(value)
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
     """The MMLU numbers of an lm-eval results file: ``{"metrics": {name: Metric}, "categories":
-    {subject: category}, "subject_tasks": {task: subject}, "config": {...}, ...}``."""
+    {subject: category}, "subject_tasks": {task: subject}, "config": {...}, ...}``.
+
+    Every field evalkit takes is type-checked: a string, list or null where lm-eval writes a
+    number is refused with the field's name, never stored as a missing or wrong number."""
     path = Path(path)
     doc = _load(path)
     results = doc["results"]
@@ -54,12 +87,21 @@ def read_results(path: str | Path) -> dict[str, Any]:
     if not mmlu_tasks:
         found = ", ".join(list(results)[:5]) or "none"
         raise InputError(f"no MMLU tasks in 'results' (found: {found}); expected {RESULTS}", path=path)
-    tree = {g: list(subs) for g, subs in (doc.get("group_subtasks") or {}).items() if g in results or g in mmlu_tasks}
+    group_subtasks = _object(doc, "group_subtasks", path)
+    for group, subs in group_subtasks.items():
+        if not isinstance(subs, list) or not all(isinstance(t, str) for t in subs):
+            raise InputError(f"is {subs!r:.60}; expected a list of task names", path=path, field=f"group_subtasks.{group}")
+    tree = {g: list(subs) for g, subs in group_subtasks.items() if g in results or g in mmlu_tasks}
     children = {t for subs in tree.values() for t in subs}
     roots = [g for g in tree if g not in children and (g == "mmlu" or g.startswith("mmlu"))]
     root = "mmlu" if "mmlu" in roots or not roots else roots[0]
     prefix = f"{root}_"
-    n_samples = doc.get("n-samples") or {}
+    n_samples = _object(doc, "n-samples", path)
+    n_shots = _object(doc, "n-shot", path)
+    config = _object(doc, "config", path)
+    model_name = doc.get("model_name")
+    if model_name is not None and not isinstance(model_name, str):
+        raise InputError(f"is {model_name!r}; expected the model's name", path=path, field="model_name")
 
     def short(task: str) -> str:
         return task[len(prefix):] if task.startswith(prefix) else task.removeprefix("mmlu_")
@@ -71,7 +113,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
         result = results[task]
         if not isinstance(result, dict) or "acc,none" not in result:
             raise InputError(f"'results.{task}' has no 'acc,none'; expected {RESULTS}", path=path, field=f"results.{task}")
-        value, stderr = _number(result["acc,none"]), _number(result.get("acc_stderr,none"))
+        value, stderr = _accuracy(result, task, path)
         if task == root:
             name = "acc"
         elif task in tree:
@@ -81,26 +123,41 @@ def read_results(path: str | Path) -> dict[str, Any]:
         else:
             name = f"acc/{short(task)}"
             subject_tasks[task] = short(task)
-        n = (n_samples.get(task) or {}).get("effective") or result.get("sample_len")
+        counted = n_samples.get(task)
+        if counted is not None and not isinstance(counted, dict):
+            raise InputError(f"is {counted!r:.60}; expected an object with 'effective'", path=path, field=f"n-samples.{task}")
+        n = _count((counted or {}).get("effective"), f"n-samples.{task}.effective", path)
+        if n is None:
+            n = _count(result.get("sample_len"), f"results.{task}.sample_len", path)
         if n is None and isinstance(result.get("sample_count"), dict):
-            n = result["sample_count"].get("acc,none")
-        metrics[name] = Metric(value, stderr, int(n) if n is not None else None)
+            n = _count(result["sample_count"].get("acc,none"), f"results.{task}.sample_count", path)
+        metrics[name] = Metric(value, stderr, n)
     if "acc" not in metrics:
         raise InputError(f"no '{root}' result (the whole of MMLU); expected {RESULTS}", path=path, field="results")
-    config = doc.get("config") or {}
-    n_shot = {v for t, v in (doc.get("n-shot") or {}).items() if t in mmlu_tasks}
+    n_shot = set()
+    for task, shots in n_shots.items():
+        if task in mmlu_tasks:
+            if not _is_number(shots) or shots < 0 or shots != int(shots):
+                raise InputError(f"is {shots!r:.60}; expected a number of few-shot examples", path=path, field=f"n-shot.{task}")
+            n_shot.add(int(shots))
+    limit = config.get("limit")
+    if limit is not None and (not _is_number(limit) or limit <= 0):
+        raise InputError(f"is {limit!r:.60}; expected a positive number or null", path=path, field="config.limit")
+    version = doc.get("lm_eval_version")
+    if version is not None and not isinstance(version, str):
+        raise InputError(f"is {version!r:.60}; expected a version string", path=path, field="lm_eval_version")
     return {
         "metrics": metrics,
         "categories": categories,
         "subject_tasks": subject_tasks,
         "config": {
             "task": root,
-            "lm_eval_version": doc.get("lm_eval_version"),
+            "lm_eval_version": version,
             "num_fewshot": next(iter(n_shot)) if len(n_shot) == 1 else sorted(n_shot) or None,
-            "limit": config.get("limit"),
+            "limit": limit,
             "model_args": config.get("model_args"),
         },
-        "model_name": doc.get("model_name") or _pretrained(config.get("model_args")),
+        "model_name": model_name or _pretrained(config.get("model_args")),
         "date": doc.get("date"),
     }
 
@@ -144,11 +201,11 @@ def read_logged_samples(path: str | Path, subjects: dict[str, str], categories: 
         sample_file = path.with_name(f"samples_{task}_{stamp}.jsonl")
         if not sample_file.is_file():
             continue
-        for lineno, line in enumerate(sample_file.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in json_lines(read_text(sample_file, expected=SAMPLES)):
             if not line.strip():
                 continue
+            sample = parse_json(line, shown=sample_file, line=lineno, expected=SAMPLES)
             try:
-                sample = json.loads(line)
                 lls = [float(resp[0]) for resp in sample["filtered_resps"]]
                 pred = max(range(len(lls)), key=lls.__getitem__)  # lm-eval's argmax: the first maximum
                 doc = sample["doc"]
@@ -164,7 +221,7 @@ def read_logged_samples(path: str | Path, subjects: dict[str, str], categories: 
                     "gold": LETTERS[int(sample["target"])],
                     "correct": bool(sample["acc"]),
                 }
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as exc:
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
                 raise InputError(
                     f"line {lineno}: not an lm-eval MMLU sample ({type(exc).__name__}: {exc})", path=sample_file
                 ) from None

@@ -42,6 +42,22 @@ def responses_run_for(
     return generate_responses(model, eval_set.records, store=store, eval_set=eval_set.name, **options)
 
 
+def _check_inputs(store: ResultsStore, eval_set: EvalSet | None, judge_options: dict[str, Any]) -> None:
+    """Read the judge's own input files before the responses run is stored or generated, so a bad
+    template or reference file fails with the store as it was (run_judge reads them again)."""
+    from evalkit.interop.responses import read_responses
+    from evalkit.judge.templates import load_template
+
+    mode = judge_options.get("mode") or (eval_set.default_mode if eval_set is not None else "score")  # as run_judge
+    if judge_options.get("prompt_template") is not None and mode in ("score", "pairwise"):
+        load_template(judge_options["prompt_template"], mode)
+    reference = judge_options.get("reference")
+    if isinstance(reference, (str, Path)) and (Path(reference).exists() or Path(reference).suffix in (".json", ".jsonl", ".csv")):
+        read_responses(reference)
+    elif isinstance(reference, str):
+        store.get_run(reference, with_metrics=False)  # a generate run's id: UnknownRunError when there is none
+
+
 def judge(
     store: ResultsStore,
     *,
@@ -54,6 +70,7 @@ def judge(
 ) -> str:
     """``evalkit judge``: returns the judge run id. ``judge_options`` go to :func:`run_judge`."""
     chosen = load_eval_set(eval_set) if eval_set else (load_eval_set("book-test") if model else None)
+    _check_inputs(store, chosen, judge_options)
     run_id = responses_run_for(
         store, model=model, responses=responses, eval_set=chosen, generate_options=generate_options, name=name
     )

@@ -12,7 +12,7 @@ Two modes:
   server returns no logprobs or ``discrete=True``. Identical outputs are 1.5 without a call.
   ``order="swap"`` judges both orders and averages them (FastChat), ``order="random"`` one
   order chosen by a seed per instruction, the same for every model (AlpacaEval). Metrics:
-  AlpacaEval's, from :func:`evalkit.interop.alpaca_eval.pairwise_metrics`.
+  AlpacaEval's, from :func:`evalkit.metrics.win_rate.pairwise_metrics`.
 
 Answers that do not parse are retried (with a corrective turn) a bounded number of times,
 then read leniently, else stored as ``unparsed`` with the raw text. Each item is written to
@@ -334,7 +334,7 @@ def score_metrics(samples: list[dict[str, Any]]) -> dict[str, Metric]:
 
 
 def pairwise_run_metrics(samples: list[dict[str, Any]]) -> dict[str, Metric]:
-    from evalkit.interop.alpaca_eval import pairwise_metrics
+    from evalkit.metrics.win_rate import pairwise_metrics
 
     metrics = dict(pairwise_metrics(samples))
     if "parse_rate" not in metrics:

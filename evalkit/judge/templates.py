@@ -169,11 +169,10 @@ def load_template(path: str | Path | None, mode: str) -> Template:
     if path is None:
         text = resources.files("evalkit.judge").joinpath("templates", BUILTIN[mode]).read_text(encoding="utf-8")
         return parse_template(text, source=f"evalkit:{BUILTIN[mode]}", mode=mode)
+    from evalkit.records import read_text
+
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read prompt template ({exc.strerror})", path=file) from exc
+    text = read_text(file, expected="a judge prompt template (text with {instruction} ... placeholders)")
     return parse_template(text, source=str(file), mode=mode)
 
 

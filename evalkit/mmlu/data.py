@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evalkit.errors import EvalkitError, InputError
+from evalkit.records import parse_json
 
 SPLITS = ("test", "dev")  # cais/mmlu's split names; lm-eval's template reads test_split and fewshot_split
 FIELDS = ("question", "subject", "choices", "answer")  # cais/mmlu's column order
@@ -86,9 +87,10 @@ def read_split(path: Path, known_subjects: set[str]) -> tuple[dict[str, list[dic
             if not raw.strip():
                 continue
             try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise InputError(f"not valid JSON ({exc})", path=f"{path}, line {lineno}") from exc
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"not UTF-8 text ({exc.reason} at byte {exc.start} of the line)", path=f"{path}, line {lineno}") from None
+            record = parse_json(text, shown=path, line=lineno, expected="one MMLU question a line (subject, question, choices, answer)")
             doc = _check(record, path, lineno, known_subjects)
             by_subject.setdefault(doc["subject"], []).append(doc)
     if not by_subject:

@@ -199,6 +199,7 @@ def build_leaderboard(
 
     best: dict[str, set[str]] = {}
     runs_by_id = {r.id: r for r in collected.runs}
+    tests: dict[tuple[str, str], dict[str, Any] | None] = {}  # (runner-up run, leader run) -> compare's row
     for c in COLUMNS:
         by_setup: dict[str, list[dict]] = defaultdict(list)
         for row in rows:
@@ -213,7 +214,7 @@ def build_leaderboard(
             if len(leaders) == len(group):  # when every model ties, nobody is best
                 continue
             runner_up = max((r for r in group if r[c.key] != top), key=lambda r: r[c.key])
-            if all(_significantly_better(store, c, leader, runner_up, runs_by_id) for leader in leaders):
+            if all(_significantly_better(store, c, leader, runner_up, runs_by_id, tests) for leader in leaders):
                 best[c.key] |= {r["model"] for r in leaders}
     return Leaderboard(rows, COLUMNS, {k: v for k, v in setups.items() if v.setups}, best, collected)
 
@@ -228,8 +229,9 @@ STAR_LEGEND = (
 
 
 def _significantly_better(store: ResultsStore, column: Column, leader: dict[str, Any], runner_up: dict[str, Any],
-                          runs_by_id: dict[str, RunRecord]) -> bool:
-    """Whether the leader's value beats the runner-up's by more than the noise."""
+                          runs_by_id: dict[str, RunRecord], tests: dict[tuple[str, str], dict[str, Any] | None]) -> bool:
+    """Whether the leader's value beats the runner-up's by more than the noise. ``tests``: compare's
+    result rows already computed for a pair of runs (the MMLU columns share one test)."""
     if column.kind == "arena":
         low, high = leader["bt_rating_ci_low"], runner_up["bt_rating_ci_high"]
         return low is not None and high is not None and low > high
@@ -238,7 +240,10 @@ def _significantly_better(store: ResultsStore, column: Column, leader: dict[str,
 
     run_leader, run_runner = runs_by_id.get(leader[f"{column.key}_run"]), runs_by_id.get(runner_up[f"{column.key}_run"])
     if column.key != "lc_win_rate" and run_leader is not None and run_runner is not None:
-        row = paired_test(store, column.kind, run_runner, run_leader)  # B = the leader
+        pair = (run_runner.id, run_leader.id)
+        if pair not in tests:
+            tests[pair] = paired_test(store, column.kind, run_runner, run_leader)  # B = the leader
+        row = tests[pair]
         if row is not None and column.kind == "mmlu" and column.metric != "acc":
             wanted = f"mmlu/{column.metric.removeprefix('acc/')}"
             row = next((r for r in row["detail"].get("categories", ()) if _normalise_category(r["mode"][5:]) == wanted[5:]), None)

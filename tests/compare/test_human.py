@@ -10,6 +10,7 @@ from tests.compare import builders
 from tests.compare.test_compare_models import MMLU_A, MMLU_B, PREFS_A, PREFS_B, SCORES_A, SCORES_B
 
 from evalkit.human import arena  # noqa: E402
+from evalkit.metrics.bradley_terry import fit_bradley_terry  # noqa: E402
 
 # A vs B: B wins 9 (shown left or right), A wins 2, 2 ties and 1 "both bad"; C plays both
 VOTES = (
@@ -35,7 +36,7 @@ def test_head_to_head_record_exact_interval_and_bradley_terry(store):
     assert row["verdict"] == NO_DIFFERENCE  # p = 0.065
 
     battles = arena.battles_from_store(store)
-    ratings = arena.fit_bradley_terry(battles)
+    ratings = fit_bradley_terry(battles)
     bt = detail["bradley_terry"]
     assert bt["a"] == pytest.approx(ratings["A"]) and bt["b"] == pytest.approx(ratings["B"])
     assert bt["diff"] == pytest.approx(ratings["B"] - ratings["A"]) and bt["diff"] > 0

@@ -45,7 +45,7 @@ def test_compare_and_leaderboard_pick_the_same_run_of_a_model(store):
 
 def test_no_second_comparability_table_in_the_code():
     out = subprocess.run(
-        ["grep", "-rnE", "COMPARABLE_CONFIG|COMPARABILITY_FIELDS|CONFIG_KEYS|_SETTING_PARTS", "evalkit"],
+        ["grep", "-rnE", "COMPARABLE_CONFIG|COMPARABLE_PAYLOAD|COMPARABILITY_FIELDS|CONFIG_KEYS|_SETTING_PARTS|latest_done_run", "evalkit"],
         cwd=REPO, capture_output=True, text=True,
     )
     assert out.stdout == ""

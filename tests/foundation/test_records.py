@@ -101,3 +101,103 @@ def test_read_json_document_names_file_line_and_what_was_expected(tmp_path):
     assert info.value.line == 3
     with pytest.raises(InputError, match="missing.json: no such file"):
         read_json_document(tmp_path / "missing.json")
+
+
+# -- JSON Lines split on "\n" only ---------------------------------------------------------------
+
+SEPARATORS = "\u0085\u2028\u2029"
+
+
+def _mmlu_questions_with_separators(shared_data):
+    """MMLU test questions holding raw U+0085 (management #39 and sociology #69), with their index
+    within their subject, as lm-eval numbers doc_id."""
+    seen: dict[str, int] = {}
+    found = []
+    for raw in (shared_data / "mmlu" / "test.jsonl").read_bytes().split(b"\n"):
+        if not raw.strip():
+            continue
+        doc = json.loads(raw)
+        seen[doc["subject"]] = seen.get(doc["subject"], -1) + 1
+        if any(ch in json.dumps(doc, ensure_ascii=False) for ch in SEPARATORS):
+            found.append((doc["subject"], seen[doc["subject"]], doc))
+    return found
+
+
+def _lm_eval_sample(doc_id, doc):
+    """A sample line as `lm_eval --log_samples` writes it (json.dumps(..., ensure_ascii=False))."""
+    context = f"{doc['question'].strip()}\nA. {doc['choices'][0]}\nB. {doc['choices'][1]}\nC. {doc['choices'][2]}\nD. {doc['choices'][3]}\nAnswer:"
+    lls = [[-1.5 - i, False] for i in range(4)]
+    return {
+        "doc_id": doc_id, "doc": doc, "target": doc["answer"],
+        "arguments": {f"gen_args_{i}": {"arg_0": context, "arg_1": f" {letter}"} for i, letter in enumerate("ABCD")},
+        "resps": [[ll] for ll in lls], "filtered_resps": lls, "filter": "none", "metrics": ["acc"],
+        "doc_hash": "x", "prompt_hash": "y", "target_hash": "z", "acc": float(doc["answer"] == 0),
+    }
+
+
+def test_mmlu_questions_with_u0085_survive_lm_eval_sample_files(shared_data, tmp_path):
+    from evalkit.interop.lm_eval_format import import_results
+    from evalkit.store import ResultsStore
+
+    questions = _mmlu_questions_with_separators(shared_data)
+    assert {(s, i) for s, i, _ in questions} >= {("management", 39), ("sociology", 69)}
+    stamp = "2026-01-01T00-00-00.000000"
+    results = {"results": {"mmlu": {"acc,none": 0.5, "acc_stderr,none": 0.1}}, "group_subtasks": {"mmlu": []}, "model_name": "m"}
+    for subject in ("management", "sociology"):
+        results["results"][f"mmlu_{subject}"] = {"acc,none": 0.5, "acc_stderr,none": 0.1, "sample_len": 1}
+        results["group_subtasks"]["mmlu"].append(f"mmlu_{subject}")
+        lines = [json.dumps(_lm_eval_sample(i, d), ensure_ascii=False) for s, i, d in questions if s == subject]
+        text = "\n".join(lines) + "\n"
+        assert len(text.splitlines()) > len(lines)  # str.splitlines() would cut these lines apart
+        (tmp_path / f"samples_mmlu_{subject}_{stamp}.jsonl").write_text(text, encoding="utf-8")
+    path = tmp_path / f"results_{stamp}.json"
+    path.write_text(json.dumps(results), encoding="utf-8")
+    with ResultsStore(tmp_path / "s.db") as store:
+        samples = dict(store.samples(import_results(store, path)))
+    assert samples["management/39"]["question"] == next(d["question"] for s, i, d in questions if (s, i) == ("management", 39))
+    assert "\u0085" in samples["management/39"]["question"] and "\u0085" in samples["sociology/69"]["question"]
+
+
+@pytest.mark.parametrize("separator", list(SEPARATORS))
+def test_json_lines_split_on_newline_only(tmp_path, separator):
+    path = tmp_path / "r.jsonl"
+    path.write_text(f'{{"a": "x{separator}y"}}\r\n{{"a": "{separator}"}}\n', encoding="utf-8")
+    assert [r.value["a"] for r in read_json_records(path)] == [f"x{separator}y", separator]
+
+
+def test_ratings_lines_keep_raw_line_separators(tmp_path):
+    from evalkit.records import json_lines
+
+    text = '{"comment": "a\u2028b\u0085c"}\n\n{"comment": "\u2029"}'
+    assert list(json_lines(text)) == [(1, '{"comment": "a\u2028b\u0085c"}'), (2, ""), (3, '{"comment": "\u2029"}')]
+
+
+# -- values JSON parses but evalkit must not take -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ('{"a": 1}\n{"a": NaN}\n', 'record 1 (line 2), field \'a\': is nan'),
+        ('[{"a": {"b": [1, Infinity]}}]', "record 0, field 'a.b[1]': is inf"),
+        ('{"a": -Infinity}\n', "record 0 (line 1), field 'a': is -inf"),
+        ('{"a": 1e400}\n', "record 0 (line 1), field 'a': is inf"),
+        ('{"a": "\\ud800"}\n', "record 0 (line 1), field 'a': holds a lone UTF-16 surrogate"),
+        ('[{"x": 1}, {"\\udfff": 1}]', "record 1, field '\\\\udfff': a key holds a lone UTF-16 surrogate"),
+        ("[" * 200000, "nested too deeply"),
+        ('{"a": ' * 100000, "nested too deeply"),
+        ('{"a": ' + "1" * 5000 + "}\n", "not a usable JSON value"),
+    ],
+)
+def test_untrusted_values_are_refused_with_their_place(tmp_path, content, message):
+    path = tmp_path / "r.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        read_json_records(path)
+    assert str(info.value).startswith(f"{path}") and message in str(info.value), str(info.value)[:300]
+
+
+def test_escaped_surrogate_pairs_and_nan_as_null(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text('[{"a": "\\ud83d\\ude00", "b": NaN, "c": [NaN]}]', encoding="utf-8")
+    assert read_json_records(path, nan_as_null=True)[0].value == {"a": "\U0001f600", "b": None, "c": [None]}

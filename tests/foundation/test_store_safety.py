@@ -62,6 +62,20 @@ def test_read_only_commands_refuse_a_foreign_sqlite_file_and_leave_it_byte_ident
     assert sorted(p.name for p in foreign_db.parent.iterdir()) == ["other.db"]  # no -wal, no -shm
 
 
+@pytest.mark.parametrize("command", [("runs", "list"), ("leaderboard",), ("runs", "delete", "x")], ids=" ".join)
+def test_a_foreign_database_in_wal_mode_gets_no_wal_or_shm_file(capsys, tmp_path, command):
+    path = tmp_path / "wal.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE notes (body TEXT)")
+    conn.commit()
+    conn.close()
+    before = _sha(path)
+    rc, _, err = _cli(capsys, "--store", path, *command)
+    assert _one_line_error(rc, err) and "not an evalkit results store" in err
+    assert _sha(path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["wal.db"]
+
+
 def test_a_writing_command_refuses_a_foreign_sqlite_file_too(capsys, foreign_db, tmp_path):
     before = _sha(foreign_db)
     export = tmp_path / "run.json"

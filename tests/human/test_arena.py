@@ -16,8 +16,8 @@ from scipy.stats import spearmanr
 from sklearn.linear_model import LogisticRegression
 
 from evalkit.errors import InputError
-from evalkit.human.arena import (
-    arena_ratings,
+from evalkit.human.arena import arena_ratings
+from evalkit.metrics.bradley_terry import (
     battle_counts,
     bootstrap_bradley_terry,
     fit_bradley_terry,

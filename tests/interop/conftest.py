@@ -24,7 +24,7 @@ def alpaca_leaderboard() -> dict[str, dict[str, str]]:
 
 def pairwise_run(store, samples, *, model="m-small", reference="m-base", judge="llama3.1:8b") -> str:
     """A judge-pairwise run with the payload the judge writes (README's table), metrics computed."""
-    from evalkit.interop import pairwise_metrics
+    from evalkit.metrics import pairwise_metrics
     from evalkit.items import instruction_item_id
 
     with store.start_run("judge-pairwise", model, {"judge_model": judge, "reference": reference}) as run:

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from evalkit.interop import length_controlled_winrate, pairwise_metrics
+from evalkit.metrics import length_controlled_winrate, pairwise_metrics
 from tests.interop.conftest import ANNOTATION_MODELS, annotations_path
 
 

@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from evalkit.interop import pairwise_metrics
+from evalkit.metrics import pairwise_metrics
 from tests.interop.conftest import ANNOTATION_MODELS, annotations_path
 
 # scikit-learn's deprecation notices about the arguments alpaca_eval's own GLM code passes

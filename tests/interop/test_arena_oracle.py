@@ -24,6 +24,7 @@ except ImportError as exc:  # not a pip-resolvable extra: see the README's test 
         allow_module_level=True,
     )
 from evalkit.human import arena as human_arena  # noqa: E402
+from evalkit.metrics.bradley_terry import fit_bradley_terry  # noqa: E402
 
 
 def test_fastchat_ratings_equal_evalkit_arena(store, tmp_path, run_cli):
@@ -38,7 +39,7 @@ def test_fastchat_ratings_equal_evalkit_arena(store, tmp_path, run_cli):
 
     theirs = compute_elo_mle_with_tie(pd.DataFrame([json.loads(line) for line in lines]))
     human_run = import_battles(store, battles_file)
-    ours = human_arena.fit_bradley_terry(human_arena.battles_from_store(store, [human_run]))
+    ours = fit_bradley_terry(human_arena.battles_from_store(store, [human_run]))
     assert sorted(ours.index) == sorted(theirs.index) == sorted([*ANNOTATION_MODELS, "gpt4_1106_preview"])
     assert ours.mean() == pytest.approx(1000) and theirs.mean() == pytest.approx(1000)
     for model in theirs.index:

@@ -101,5 +101,5 @@ def test_template_of_the_other_mode_is_refused(tmp_path):
     path.write_text("{output_1} vs {output_2}")
     with pytest.raises(InputError, match="pairwise template, but the judge runs in score mode"):
         load_template(path, "score")
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match="missing.txt: no such file"):
         load_template(tmp_path / "missing.txt", "score")
