@@ -283,14 +283,32 @@ def _add_import_sources(imp_sub: argparse._SubParsersAction, parent: argparse.Ar
 def cmd_finetune(args: argparse.Namespace) -> int:
     from finetune import train
 
-    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "store", "verbose", "no_progress")}
+    options = {k: v for k, v in vars(args).items() if k not in ("func", "command", "store", "verbose", "no_progress", "method", "ref_model", "beta")}
+    if args.method == "dpo":
+        from finetune.dpo import train_dpo as train
+
+        options.update(ref_model=args.ref_model, beta=args.beta)
+    elif args.ref_model is not None:
+        raise EvalkitError("--ref-model is for --method dpo")
     with open_store(args) as store:
         result = train(**options, store=store, progress=not args.no_progress)
     if os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
-        print(json.dumps({"out": str(result.out_dir), "run_id": result.run_id, "steps": result.steps,
-                          "tokens_seen": result.tokens_seen, "train_loss": result.train_loss, "val_loss": result.val_loss,
-                          "tokens_per_second": result.tokens_per_second, "padding_fraction": result.padding_fraction}))
+        print(json.dumps(result.summary()))
     return 0
+
+
+def _add_finetune_methods(p: argparse.ArgumentParser) -> None:
+    """LoRA (finetune.lora) and preference tuning (finetune.dpo) on top of the SFT options."""
+    from finetune.lora import TARGETS
+
+    group = p.add_argument_group("LoRA (only low-rank adapters train; the saved model is merged, adapters in OUT/adapter)")
+    group.add_argument("--lora-rank", type=positive_int, metavar="R", help="train LoRA adapters of rank R instead of all weights")
+    group.add_argument("--lora-alpha", type=positive_float, metavar="A", help="LoRA scaling alpha (update scaled by A/R; default: R; the book's alpha=16 at rank 16 is 256)")
+    group.add_argument("--lora-targets", type=_csv_list, metavar="M,N", help=f"GPT-2 modules to adapt (default: {','.join(TARGETS)})")
+    group = p.add_argument_group("preference tuning (DPO)")
+    group.add_argument("--method", choices=["sft", "dpo"], default="sft", help="sft: instruction fine-tuning; dpo: Direct Preference Optimization on chosen/rejected records")
+    group.add_argument("--ref-model", metavar="DIR", help="dpo: the frozen reference model (default: --model)")
+    group.add_argument("--beta", type=positive_float, default=0.1, help="dpo: strength of the pull towards the reference model (the book's DPO: --beta 0.1 --lr 5e-6 --weight-decay 0.01 --epochs 1)")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -347,6 +365,7 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", type=output_folder, required=True, help="output directory (a Hugging Face checkpoint)")
+    _add_finetune_methods(p)
     p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("generate", parents=[parent], help="generate responses (batched, KV cache) into the store and a JSONL file")
@@ -745,6 +764,70 @@ def _add_compare(sub: argparse._SubParsersAction, parent: argparse.ArgumentParse
     p.set_defaults(func=cmd_compare)
 
 
+# -- experiment and store merge -------------------------------------------------------------
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from evalkit.experiment import load_plan, run_experiment
+    from evalkit.experiment.plan import find_plan
+    from evalkit.experiment.report import HEADINGS, TABLE_COLUMNS, table_rows
+
+    plan_file = find_plan(args.plan)
+    plan = load_plan(plan_file)
+    out = args.out or Path("experiments") / plan.name
+    with open_store(args) as store:
+        result = run_experiment(plan, plan_file, store, out, data_dir=args.data_dir, only=args.only,
+                                progress=not args.no_progress)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    done = sum(1 for s in result.steps if s.status == "done")
+    print(f"{done} step(s) run, {len(result.steps) - done} already finished; state in {out}", file=sys.stderr)
+    if args.only is None:
+        columns = [HEADINGS[c] for c in TABLE_COLUMNS]
+        rows = [{HEADINGS[k]: v for k, v in r.items() if k in HEADINGS} for r in table_rows(result.rows)]
+        print_rows(rows, args.format, columns=columns, title=f"{plan.name}: each variant against {plan.baseline!r}",
+                   json_value={"plan": plan.name, "baseline": plan.baseline, "rows": result.rows,
+                               "steps": [vars(s) for s in result.steps], "notes": result.notes,
+                               "report": str(result.report) if result.report else None})
+        if result.report:
+            print(f"wrote {result.report}", file=sys.stderr)
+    return 0
+
+
+def _add_experiment(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "experiment", parents=[parent], help="train, evaluate and compare the variants of a plan (YAML)",
+        description="Run a plan: fine-tune every variant (style, masking, LoRA, DPO, data, seeds), generate, "
+        "MMLU, judge and a rating bundle, each an ordinary run in the store; steps already finished are skipped, "
+        "so re-running resumes. Ends with every variant compared against the baseline variant in every mode "
+        "(Holm-adjusted across variants and modes) and an HTML report.",
+    )
+    p.add_argument("plan", metavar="PLAN.yaml", help="the plan file, or a shipped plan: tiny, ch07-exercises")
+    p.add_argument("--out", type=output_folder, help="folder for models, responses, state and report (default: experiments/PLAN-NAME)")
+    p.add_argument("--data-dir", type=Path, metavar="DIR", help="resolve the plan's relative data paths here (default: the plan's folder)")
+    p.add_argument("--only", metavar="VARIANT", help="run one variant (and train what it starts from); no comparison")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_format(p)
+    p.set_defaults(func=cmd_experiment)
+
+
+def cmd_store_merge(args: argparse.Namespace) -> int:
+    from evalkit.store_merge import merge_stores
+
+    with open_store(args) as store:
+        result = merge_stores(store, args.other)
+    print(f"merged {len(result.added)} run(s) from {args.other}; {len(result.already_present)} already present")
+    return 0
+
+
+def _add_store(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("store", parents=[parent], help="manage the results store")
+    store_sub = p.add_subparsers(dest="store_command", metavar="COMMAND", required=True)
+    m = store_sub.add_parser("merge", parents=[parent], help="copy another store's runs into this one (refuses conflicting ids)")
+    m.add_argument("other", type=Path, metavar="OTHER.db", help="the store to merge in")
+    m.set_defaults(func=cmd_store_merge)
+
+
 # -- entry point ----------------------------------------------------------------------------
 
 
@@ -760,7 +843,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"evalkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_finetune, _add_mmlu, _add_judge, _add_human, _add_report, _add_compare, _add_import, _add_runs):
+    for add in (_add_finetune, _add_mmlu, _add_judge, _add_human, _add_report, _add_compare, _add_import, _add_runs,
+                _add_experiment, _add_store):
         add(sub, parent)
     return parser
 

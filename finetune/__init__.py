@@ -13,6 +13,8 @@ line, which reads :data:`MODEL_SIZES`) does not pay for importing torch and tran
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
@@ -28,6 +30,7 @@ _EXPORTS = {
     "encode_text": "finetune.dataset",
     "epoch_batches": "finetune.dataset",
     "padding_fraction": "finetune.dataset",
+    "train_dpo": "finetune.dpo",
     "book_generate": "finetune.generate",
     "generate_batch": "finetune.generate",
     "generate_texts": "finetune.generate",
@@ -47,6 +50,20 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
+class _Package(types.ModuleType):
+    """``finetune.train`` is both a submodule and the exported function. Importing the submodule
+    (``from finetune.train import X``, as :mod:`finetune.dpo` does) would set the package's
+    ``train`` to the module; the public name stays the function."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _EXPORTS and isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         value = getattr(importlib.import_module(_EXPORTS[name]), name)
@@ -64,6 +81,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from finetune.collate import IGNORE_INDEX, PAD_TOKEN_ID, collate_batch
     from finetune.data import BOOK_DATA_URL, InvalidRecordsWarning, load_records, split_records
     from finetune.dataset import InstructionDataset, encode_text, epoch_batches, padding_fraction
+    from finetune.dpo import train_dpo
     from finetune.generate import (
         book_generate,
         generate_batch,

@@ -58,10 +58,30 @@ class TrainResult:
     train_seconds: float = 0.0  # time in optimizer steps of this invocation (no evaluation, no saving)
     train_tokens: int = 0  # input positions (padding included, as tokens_seen) processed in that time
     trained_tokens: int = 0  # of those, positions with a target (what the loss learns from)
+    trainable_params: int | None = None
+    total_params: int | None = None
+    optimizer_state_bytes: int | None = None
+    peak_memory_bytes: int | None = None  # peak RSS of the process (CPU) or peak CUDA allocation
 
     @property
     def tokens_per_second(self) -> float | None:
         return self.train_tokens / self.train_seconds if self.train_seconds else None
+
+    def summary(self) -> dict[str, Any]:
+        """What `evalkit finetune` prints: progress, losses, speed and memory (for LoRA against
+        full fine-tuning: AdamW keeps two fp32 moments per trained parameter, so full fine-tuning's
+        optimizer state is 8 bytes per parameter)."""
+        mib = 2**20
+        return {
+            "out": str(self.out_dir), "run_id": self.run_id, "steps": self.steps, "tokens_seen": self.tokens_seen,
+            "train_loss": self.train_loss, "val_loss": self.val_loss, "tokens_per_second": self.tokens_per_second,
+            "padding_fraction": self.padding_fraction, "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
+            "trainable_fraction": self.trainable_params / self.total_params if self.total_params else None,
+            "optimizer_state_mib": self.optimizer_state_bytes / mib if self.optimizer_state_bytes is not None else None,
+            "full_finetune_optimizer_state_mib": 8 * self.total_params / mib if self.total_params else None,
+            "peak_memory_mib": self.peak_memory_bytes / mib if self.peak_memory_bytes else None,
+        }
 
 
 # -- distributed helpers ----------------------------------------------------------------------
@@ -271,6 +291,9 @@ def train(
     precision: str = "auto",
     compile: bool = False,
     progress: bool = True,
+    lora_rank: int | None = None,
+    lora_alpha: float | None = None,
+    lora_targets: list[str] | None = None,
 ) -> TrainResult:
     """Fine-tune a GPT-2 on instruction data; the result is a Hugging Face checkpoint at ``out``.
 
@@ -283,7 +306,8 @@ def train(
     a checkpoint is written under ``out/checkpoints``; ``resume=True`` continues from the latest
     one to the same final weights an uninterrupted run reaches; ``stop_after_steps`` ends this
     invocation (with a checkpoint) after that many steps, for time-sliced jobs. With ``store`` (a
-    :class:`evalkit.store.ResultsStore`) a ``finetune`` run records each evaluation.
+    :class:`evalkit.store.ResultsStore`) a ``finetune`` run records each evaluation. With
+    ``lora_rank`` only LoRA adapters train (:mod:`finetune.lora`).
     """
     if init not in ("pretrained", "random"):
         raise EvalkitError(f"init must be 'pretrained' or 'random', not {init!r}")
@@ -330,6 +354,13 @@ def train(
         "eval_every": eval_every, "eval_batches": eval_batches, "dropout": dropout, "max_steps": max_steps,
         "warmup_steps": warmup_steps, "schedule": schedule, "records_hash": _records_hash(records),
     }
+    lora = None
+    if lora_rank is not None:
+        from finetune.lora import LoraSettings, attach_lora, save_lora_checkpoint
+
+        lora = LoraSettings.build(lora_rank, lora_alpha, lora_targets)
+        hyper["lora"] = lora.as_dict()  # only when used: full fine-tunes keep resuming their old checkpoints
+    save_model = save_checkpoint_dir if lora is None else save_lora_checkpoint
     metadata_base = {
         "name": name or out.resolve().name, "hyperparameters": hyper, "style": prompt_style.as_dict(),
         "data": hyper["data"], "tokenizer": tokenizer_spec or "gpt2",
@@ -351,6 +382,7 @@ def train(
             changed = sorted(k for k in hyper if (saved or {}).get(k) != hyper[k])
             raise EvalkitError(f"{checkpoint}: cannot resume with different settings ({', '.join(changed)})")
         state = load_training_state(checkpoint)
+    if checkpoint is not None and lora is None:
         lm, _ = load_model(checkpoint, dropout=dropout)
     elif init == "random":
         lm = random_model(size, seed=seed, dropout=dropout)
@@ -359,6 +391,8 @@ def train(
     context = getattr(lm.config, "n_positions", None)
     if max_length is not None and context is not None and max_length > context:  # checked before any run exists
         raise EvalkitError(f"--max-length {max_length} exceeds the model's context length ({context} tokens)")
+    if lora is not None:  # the frozen base as at the start, the adapters from the checkpoint if any
+        lm = attach_lora(lm, lora, seed=seed, adapter_from=checkpoint)
     lm.to(dev)
     lm.train()
 
@@ -366,7 +400,7 @@ def train(
     steps_per_epoch = math.ceil(batches_per_epoch / grad_accum)
     total_steps = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
 
-    optimizer = torch.optim.AdamW(lm.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW([p for p in lm.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(schedule, warmup_steps, total_steps))
     autocast, scaler = _autocast(dev, precision)
     step, tokens_seen, epoch, next_batch = 0, 0, 0, 0
@@ -421,7 +455,7 @@ def train(
             }
             meta = {**metadata_base, "step": step, "tokens_seen": tokens_seen, "finished": False, "run_id": run.id if run else None}
             save_training_checkpoint(
-                out, step, lambda folder: save_checkpoint_dir(lm, folder, tokenizer=tokenizer_spec, metadata=meta),
+                out, step, lambda folder: save_model(lm, folder, tokenizer=tokenizer_spec, metadata=meta),
                 training_state, keep=keep_checkpoints,
             )
         dist_info.barrier()
@@ -519,7 +553,7 @@ def train(
             else:
                 # final: the model at OUT itself, plus a last resumable checkpoint
                 write_checkpoint()
-                result = _finish(out, lm, tokenizer_spec, metadata_base, log, step, tokens_seen, run, dist_info)
+                result = _finish(out, lm, tokenizer_spec, metadata_base, log, step, tokens_seen, run, dist_info, save_model)
     finally:
         if bar is not None:
             bar.stop()
@@ -529,7 +563,25 @@ def train(
     result.padding_fraction = padding_fraction(lengths, all_batches, max_length) if all_batches else None
     result.train_seconds, result.train_tokens = step_seconds, tokens_seen - tokens_at_start
     result.trained_tokens = trained_tokens
+    _record_footprint(result, lm, optimizer, dev)
     return result
+
+
+def _record_footprint(result: TrainResult, lm, optimizer, dev: torch.device) -> None:
+    """Trainable parameters, optimizer state and peak memory, to set LoRA against full fine-tuning."""
+    from finetune.lora import optimizer_state_bytes, parameter_counts
+
+    counts = parameter_counts(lm)
+    result.trainable_params, result.total_params = counts["trainable_params"], counts["total_params"]
+    result.optimizer_state_bytes = optimizer_state_bytes(optimizer)
+    if dev.type == "cuda":
+        result.peak_memory_bytes = torch.cuda.max_memory_allocated(dev)
+    else:
+        import resource
+        import sys
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        result.peak_memory_bytes = peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 
 
 def _records_hash(records: list[dict]) -> str:
@@ -538,7 +590,8 @@ def _records_hash(records: list[dict]) -> str:
     return content_hash([[r["instruction"], r["input"], r["output"]] for r in records])
 
 
-def _finish(out: Path, lm, tokenizer_spec, metadata_base, log, step, tokens_seen, run, dist_info) -> TrainResult:
+def _finish(out: Path, lm, tokenizer_spec, metadata_base, log, step, tokens_seen, run, dist_info,
+            save_model=save_checkpoint_dir) -> TrainResult:
     last = log[-1] if log else {}
     if dist_info.main:
         meta = {**metadata_base, "step": step, "tokens_seen": tokens_seen, "finished": True,
@@ -546,7 +599,7 @@ def _finish(out: Path, lm, tokenizer_spec, metadata_base, log, step, tokens_seen
                 "metrics": {"train_loss": last.get("train_loss"), "val_loss": last.get("val_loss"),
                             "tokens_seen": tokens_seen, "steps": step}}
         tmp = out / f".final-{os.getpid()}"
-        save_checkpoint_dir(lm, tmp, tokenizer=tokenizer_spec, metadata=meta)
+        save_model(lm, tmp, tokenizer=tokenizer_spec, metadata=meta)
         # metadata last: a crash before it leaves the run unfinished (and resumable)
         for file in sorted(tmp.iterdir(), key=lambda p: p.name == METADATA_FILE):
             os.replace(file, out / file.name)

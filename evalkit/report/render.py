@@ -278,12 +278,16 @@ def render_report(
     title: str | None = None,
     include_unfinished: bool = False,
     notices: Sequence[str] = (),
+    extra_sections: Sequence[dict[str, Any]] = (),
     max_pairs: int = MAX_PAIRS,
     compress_over: int = COMPRESS_OVER,
 ) -> Path:
     """Write the report for ``runs`` (default: every finished run) to ``out``; returns the path.
 
     ``notices`` are shown prominently at the top (e.g. "these models are randomly initialised").
+    ``extra_sections`` are tables shown after the charts, each ``{"id", "title", "notes",
+    "columns", "rows"}`` of plain text (escaped like everything else), e.g. an experiment's
+    variant x mode comparison.
     """
     from evalkit import __version__
 
@@ -370,6 +374,7 @@ def render_report(
         meta_json=script_json(meta),
         shared_blocks=shared_blocks,
         item_blocks=_item_blocks(drill, compress_over),
+        extra_sections=list(extra_sections),
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
