@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("names", nargs="*", help=f"benchmarks to run (default: all): {', '.join(available())}")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON results")
-    args = parser.parse_args(argv)
+    # options after the names go to the benchmarks whose run() takes them (run(argv))
+    args, extra = parser.parse_known_args(argv)
     names = [n if n.startswith("bench_") else f"bench_{n}" for n in args.names] or available()
     unknown = [n for n in names if n not in available()]
     if unknown:
@@ -70,7 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")
         started = time.perf_counter()
-        result = module.run()
+        takes_options = "argv" in inspect.signature(module.run).parameters
+        if extra and not takes_options:
+            parser.error(f"{name} takes no options (got {' '.join(extra)})")
+        result = module.run(extra) if takes_options else module.run()
         result["wall_seconds"] = time.perf_counter() - started
         result["machine"] = machine()
         result["date"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

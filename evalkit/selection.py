@@ -27,9 +27,10 @@ def items_hash(item_ids: Iterable[str]) -> str | None:
     return content_hash(ids, length=10) if ids else None
 
 
-def setup_key(run: RunRecord, item_ids: Iterable[str] = ()) -> str:
-    """Equal keys = numbers that may be ranked in one column."""
-    return schema.comparability_key(run.kind, run.config, items_hash(item_ids))
+def setup_key(run: RunRecord, item_ids: Iterable[str] = (), *, digest: str | None = None) -> str:
+    """Equal keys = numbers that may be ranked in one column. ``digest``: the items' hash when
+    known (the store caches it per run: ``ResultsStore.item_sets``), instead of the ids."""
+    return schema.comparability_key(run.kind, run.config, digest if digest is not None else items_hash(item_ids))
 
 
 def config_differences(run_a: RunRecord, run_b: RunRecord) -> list[str]:
@@ -54,14 +55,18 @@ def _newest(run: RunRecord) -> tuple[Any, ...]:
     return (run.created_at, run.finished_at or "", run.id)
 
 
-def pick_runs(runs: Iterable[RunRecord], item_ids: Callable[[RunRecord], Iterable[str]]) -> Picked:
-    """``runs``: runs of one kind (those with a model). ``item_ids(run)``: the items it scored."""
+def pick_runs(
+    runs: Iterable[RunRecord], item_ids: Callable[[RunRecord], Iterable[str]] | None = None, *,
+    digest_of: Callable[[RunRecord], str | None] | None = None,
+) -> Picked:
+    """``runs``: runs of one kind (those with a model). ``item_ids(run)``: the items it scored,
+    or ``digest_of(run)``: their hash (:func:`items_hash`) when already known."""
     out = Picked()
     by_key: dict[str, list[RunRecord]] = defaultdict(list)
     for run in runs:
         if not run.model:
             continue
-        key = setup_key(run, item_ids(run))
+        key = setup_key(run, digest=digest_of(run)) if digest_of is not None else setup_key(run, item_ids(run))
         out.key_of[run.id] = key
         by_key[key].append(run)
 

@@ -8,6 +8,11 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 * ``samples``: ``(run_id, item_id) -> JSON payload``: the items behind every number.
 * ``cache``: content-keyed cache (judge answers), so a re-run makes no server calls.
 * ``meta``: ``schema_version``.
+* ``contents`` (version 2): ``hash -> JSON value``: long texts that many samples repeat (MMLU
+  prompts, questions and choices; AlpacaEval instructions and reference outputs) stored once;
+  a sample's ``shared`` column maps its fields to these hashes (see :mod:`evalkit.store_content`).
+* ``run_item_sets`` (version 2): each run's item count and item-set hash, so listings and the
+  leaderboard never read samples.
 
 Every sample is committed as it is written (WAL mode), so a run killed with SIGKILL keeps
 everything written before it. A run is identified for resumption by a fingerprint of
@@ -31,12 +36,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from evalkit import schema
+from evalkit import schema, store_content
 from evalkit.errors import EvalkitError, StoreVersionError, UnknownRunError
 from evalkit.hashing import canonical_json, content_hash  # noqa: F401  (re-exported: store.content_hash)
 from evalkit.schema import RUN_KINDS, STATUSES  # noqa: F401  (re-exported for the CLI)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_STORE = Path("evalkit-results") / "evalkit.db"
 EXPORT_FORMAT = "evalkit-run"
 EXPORT_FORMAT_VERSION = 1
@@ -239,6 +244,8 @@ _MIGRATIONS: dict[int, list[str]] = {
             created_at TEXT NOT NULL
         )""",
     ],
+    # shared content stored once, cached item sets (evalkit.store_content)
+    2: store_content.MIGRATION_2,
 }
 
 
@@ -253,6 +260,7 @@ class ResultsStore:
         self.read_only = read_only
         self._lock = threading.RLock()
         self._kinds: dict[str, str] = {}
+        self._contents = store_content.ContentCache()
         if read_only:
             self._open_read_only()
             return
@@ -362,7 +370,10 @@ class ResultsStore:
                     )
                 for target in range(version + 1, SCHEMA_VERSION + 1):
                     for statement in _MIGRATIONS[target]:
-                        self._conn.execute(statement)
+                        if callable(statement):  # a data migration step
+                            statement(self._conn)
+                        else:
+                            self._conn.execute(statement)
                     self._conn.execute(
                         "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(target),)
                     )
@@ -588,6 +599,7 @@ class ResultsStore:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 self._conn.execute("DELETE FROM samples WHERE run_id=?", (run_id,))
+                store_content.forget_item_set(self._conn, run_id)
                 self._conn.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
                 self._conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
                 self._conn.execute("COMMIT")
@@ -613,6 +625,8 @@ class ResultsStore:
             raise ValueError(f"unknown status {status!r}")
         finished = utc_now() if status != "running" else None
         self._execute("UPDATE runs SET status=?, finished_at=? WHERE id=?", (status, finished, run_id))
+        if status != "running":
+            self.item_sets([run_id])  # cached now, so listings never count items
 
     def run_dir(self, run_id: str) -> Path:
         """A folder beside the database for a run's files (lm-eval JSON, checkpoints' logs...)."""
@@ -642,11 +656,14 @@ class ResultsStore:
 
     def samples(self, run_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(item_id, payload) in the order they were first written."""
+        # a store older than shared content, opened read-only (so not migrated), has no `shared`
+        shared = "shared" if self.read_only is False or self._schema_version() >= 2 else "NULL"
         rows = self._execute(
-            "SELECT item_id, payload FROM samples WHERE run_id=? ORDER BY seq", (run_id,)
+            f"SELECT item_id, payload, {shared} FROM samples WHERE run_id=? ORDER BY seq", (run_id,)
         ).fetchall()
-        for item_id, payload in rows:
-            yield item_id, _loads(payload)
+        with self._lock:
+            resolved = self._contents.resolve(self._conn, rows)
+        yield from resolved
 
     def sample_count(self, run_id: str) -> int:
         return self._execute("SELECT COUNT(*) FROM samples WHERE run_id=?", (run_id,)).fetchone()[0]
@@ -655,6 +672,11 @@ class ResultsStore:
         rows = self._execute("SELECT item_id FROM samples WHERE run_id=?", (run_id,)).fetchall()
         return {r[0] for r in rows}
 
+    def item_sets(self, run_ids: Iterable[str]) -> dict[str, tuple[int, str | None]]:
+        """run id -> (number of items, item-set hash), from the cache (filled on first use)."""
+        with self._lock:
+            return store_content.item_sets(self._conn, list(run_ids))
+
     def write_samples(self, run_id: str, items: Iterable[tuple[str, dict[str, Any]]]) -> int:
         """Insert or replace samples in one transaction; returns how many were written.
 
@@ -662,22 +684,26 @@ class ResultsStore:
         type, NaN/Infinity) raises :class:`~evalkit.schema.SchemaError` and writes none."""
         self._writable()
         kind = self._kind_of(run_id)
-        items = [(item_id, _dumps(payload)) for item_id, payload in schema.validate_samples(kind, items, where=f"run {run_id}")]
+        items = list(schema.validate_samples(kind, items, where=f"run {run_id}"))  # written by ContentCache.split
         now = utc_now()
         count = 0
+        written: set[str] = set()
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 for item_id, payload in items:
+                    stored, shared = self._contents.split(self._conn, payload, written)
                     # keep the original position of an item that is rewritten (no duplicates)
                     self._conn.execute(
-                        "INSERT INTO samples (run_id, item_id, seq, payload, created_at) VALUES (?, ?,"
-                        " (SELECT COALESCE(MAX(seq), -1) + 1 FROM samples WHERE run_id=?), ?, ?)"
+                        "INSERT INTO samples (run_id, item_id, seq, payload, shared, created_at) VALUES (?, ?,"
+                        " (SELECT COALESCE(MAX(seq), -1) + 1 FROM samples WHERE run_id=?), ?, ?, ?)"
                         " ON CONFLICT(run_id, item_id) DO UPDATE SET payload=excluded.payload,"
-                        " created_at=excluded.created_at",
-                        (run_id, item_id, run_id, payload, now),
+                        " shared=excluded.shared, created_at=excluded.created_at",
+                        (run_id, item_id, run_id, stored, shared, now),
                     )
                     count += 1
+                if count:
+                    store_content.forget_item_set(self._conn, run_id)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -767,10 +793,12 @@ class ResultsStore:
                         (run["id"], name, m.value, m.stderr, m.n),
                     )
                 now = utc_now()
+                written: set[str] = set()
                 for seq, (item_id, payload) in enumerate(samples):
+                    stored, shared = self._contents.split(self._conn, payload, written)
                     self._conn.execute(
-                        "INSERT INTO samples (run_id, item_id, seq, payload, created_at) VALUES (?,?,?,?,?)",
-                        (run["id"], item_id, seq, payload, now),
+                        "INSERT INTO samples (run_id, item_id, seq, payload, shared, created_at) VALUES (?,?,?,?,?,?)",
+                        (run["id"], item_id, seq, stored, shared, now),
                     )
                 self._conn.execute("COMMIT")
             except BaseException:
@@ -830,7 +858,7 @@ def _checked_export(doc: Any, source: str) -> tuple[dict[str, Any], list[tuple[s
             if item_id in seen:
                 raise EvalkitError(f"{where}: samples[{i}]: item {item_id!r} appears twice")
             seen.add(item_id)
-            samples.append((item_id, _dumps(schema.validate_sample(run["kind"], item_id, payload, where=where))))
+            samples.append((item_id, schema.validate_sample(run["kind"], item_id, payload, where=where)))
     except schema.SchemaError as exc:
         message = str(exc)
         raise EvalkitError(message if message.startswith(source) else f"{source}: {message}") from None

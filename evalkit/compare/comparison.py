@@ -17,7 +17,7 @@ from evalkit.compare.modes import (
     compare_votes,
     refused_row,
 )
-from evalkit.compare.selection import NoRuns, NotComparable, PairedRuns, pair_runs, select_pair
+from evalkit.compare.selection import NoRuns, NotComparable, PairedRuns, memoized, pair_runs, select_pair
 from evalkit.compare.stats import REFUSED, holm, percentile_interval, verdict
 from evalkit.errors import EvalkitError, InputError
 from evalkit.store import ResultsStore, RunRecord
@@ -107,7 +107,7 @@ def paired_test(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunReco
     if test is None:
         return None
     try:
-        paired = pair_runs(store, kind, run_a, run_b)
+        paired = memoized(store, ("pair", kind, run_a.id, run_b.id), lambda: pair_runs(store, kind, run_a, run_b))
         # the p-values come from exact tests; the bootstrap interval is not used here
         return test(paired, rounds=1, rng=np.random.default_rng(0), level=0.95)
     except NotComparable:
@@ -257,7 +257,7 @@ def _human(store, model_a, model_b, *, rounds, level, seed, progress, **_) -> di
         raise NoRuns("no finished human runs in the store")
     from evalkit.human.arena import battles_from_store
 
-    battles = battles_from_store(store, run_ids=human_runs)
+    battles = memoized(store, ("battles", tuple(human_runs)), lambda: battles_from_store(store, run_ids=human_runs))
     voted = set(battles["model_a"]) | set(battles["model_b"])
     missing = [m for m in (model_a, model_b) if m not in voted]
     if len(missing) == 2:
@@ -273,7 +273,7 @@ def _human(store, model_a, model_b, *, rounds, level, seed, progress, **_) -> di
     row = compare_votes(a_wins, b_wins, len(pair) - a_wins - b_wins, level=level)
     row["runs"] = {"human": ",".join(human_runs)}
     row["detail"]["bradley_terry"] = _bradley_terry(
-        battles, model_a, model_b, rounds=rounds, seed=seed, level=level, progress=progress
+        store, battles, model_a, model_b, rounds=rounds, seed=seed, level=level, progress=progress
     )
     if a_wins + b_wins == 0:
         raise _refuse_with(row, f"no decisive head-to-head human votes between {model_a!r} and {model_b!r} "
@@ -287,7 +287,7 @@ _BT_CACHE: dict[tuple, tuple[Any, Any]] = {}
 _BT_CACHE_SIZE = 4
 
 
-def _bradley_terry_fits(battles, *, rounds: int, seed: int, progress: bool):
+def _bradley_terry_fits(store, battles, *, rounds: int, seed: int, progress: bool):
     import hashlib
 
     import pandas as pd
@@ -298,6 +298,10 @@ def _bradley_terry_fits(battles, *, rounds: int, seed: int, progress: bool):
     key = (hashlib.sha256(rows.tobytes()).hexdigest(), rounds, seed)
     if key in _BT_CACHE:
         return _BT_CACHE[key]
+    stored = _stored_fits(store, key)
+    if stored is not None:
+        _BT_CACHE[key] = stored
+        return stored
     ratings = fit_bradley_terry(battles)
     if progress:
         from rich.progress import Progress
@@ -312,12 +316,46 @@ def _bradley_terry_fits(battles, *, rounds: int, seed: int, progress: bool):
     while len(_BT_CACHE) >= _BT_CACHE_SIZE:
         _BT_CACHE.pop(next(iter(_BT_CACHE)))
     _BT_CACHE[key] = (ratings, draws)
+    _store_fits(store, key, ratings, draws)
     return ratings, draws
 
 
-def _bradley_terry(battles, model_a, model_b, *, rounds, seed, level, progress) -> dict:
+# The fits are also kept in the store's cache (keyed by the battles' content, rounds and seed):
+# the bootstrap refits Bradley-Terry a thousand times (seconds), and every `evalkit compare` of
+# any two models, and every report, needs the same fits until the votes change. Floats go
+# through JSON exactly (repr round-trips), so a cached fit gives the same numbers.
+_BT_STORE_KEY = "compare/bradley-terry/v1/"
+
+
+def _stored_fits(store, key: tuple):
+    import pandas as pd
+
+    try:
+        value = store.cache_get(_BT_STORE_KEY + "/".join(map(str, key)))
+    except Exception:  # a store without a cache (or read-only and damaged): compute instead
+        return None
+    if not value:
+        return None
+    ratings = pd.Series(value["ratings"], index=value["models"], dtype=float)
+    draws = pd.DataFrame(value["draws"], columns=value["models"], dtype=float)
+    return ratings, draws
+
+
+def _store_fits(store, key: tuple, ratings, draws) -> None:
+    import sqlite3
+
+    # a model absent from a resample is NaN in that round: JSON null, read back as NaN
+    draws_list = [[None if v != v else v for v in row] for row in draws[list(ratings.index)].to_numpy(dtype=float).tolist()]
+    value = {"models": [str(m) for m in ratings.index], "ratings": [float(v) for v in ratings.to_numpy()], "draws": draws_list}
+    try:
+        store.cache_put(_BT_STORE_KEY + "/".join(map(str, key)), value)
+    except (sqlite3.OperationalError, AttributeError, ValueError):
+        pass  # a read-only store: the fits are recomputed next time
+
+
+def _bradley_terry(store, battles, model_a, model_b, *, rounds, seed, level, progress) -> dict:
     rounds = min(rounds, BT_MAX_ROUNDS)
-    ratings, draws = _bradley_terry_fits(battles, rounds=rounds, seed=seed, progress=progress)
+    ratings, draws = _bradley_terry_fits(store, battles, rounds=rounds, seed=seed, progress=progress)
     differences = (draws[model_b] - draws[model_a]).to_numpy(dtype=float)
     low, high = percentile_interval(differences, level)
     return {

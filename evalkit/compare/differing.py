@@ -29,15 +29,22 @@ def items_differing(
         paired = select_pair(store, mode, model_a, model_b)
     except (NotComparable, NoRuns) as exc:
         raise EvalkitError(f"{mode}: {model_a!r} and {model_b!r} cannot be compared: {exc}") from None
+    if mode == "mmlu":  # the common case at scale: 0/1 per question, without a call per item
+        values = list(zip(
+            [float(bool(p.get("correct"))) for p in paired.payloads_a],
+            [float(bool(p.get("correct"))) for p in paired.payloads_b],
+        ))
+    else:
+        values = [_item_values(mode, item, pa, pb, paired)
+                  for item, pa, pb in zip(paired.item_ids, paired.payloads_a, paired.payloads_b)]
+    kept = [k for k, v in enumerate(values) if v is not None and v[0] != v[1]]
+    # largest gap first; stable, so equal gaps keep item order (texts only for the rows returned)
+    kept.sort(key=lambda k: -abs(values[k][1] - values[k][0]))
     rows = []
-    for item, pa, pb in zip(paired.item_ids, paired.payloads_a, paired.payloads_b):
-        values = _item_values(mode, item, pa, pb, paired)
-        if values is None or values[0] == values[1]:
-            continue
-        a, b = values
-        rows.append({"item_id": item, "a": a, "b": b, "diff": b - a, **_texts(mode, pa, pb)})
-    rows.sort(key=lambda r: -abs(r["diff"]))  # stable: equal gaps keep item order
-    return rows[:limit] if limit is not None else rows
+    for k in kept[:limit] if limit is not None else kept:
+        (a, b), pa, pb = values[k], paired.payloads_a[k], paired.payloads_b[k]
+        rows.append({"item_id": paired.item_ids[k], "a": a, "b": b, "diff": b - a, **_texts(mode, pa, pb)})
+    return rows
 
 
 def _item_values(mode: str, item: str, pa: dict, pb: dict, paired) -> tuple[float, float] | None:

@@ -9,6 +9,7 @@ letter, the judge's reference output). Only items both runs have are compared.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +51,12 @@ class PairedRuns:
 def picked_runs(store: ResultsStore, kind: str, *, exclude: set[str] = frozenset()) -> dict[str, RunRecord]:
     """model -> the run that stands for it among the finished runs of ``kind`` (the shared
     selection of :mod:`evalkit.selection`, so the leaderboard shows the same run)."""
-    runs = [r for r in store.list_runs(kind=kind, status="done") if r.id not in exclude]
-    return pick_runs(runs, lambda r: store.done_items(r.id)).runs
+    def pick() -> dict[str, RunRecord]:
+        runs = [r for r in store.list_runs(kind=kind, status="done") if r.id not in exclude]
+        digests = {run_id: digest for run_id, (_, digest) in store.item_sets([r.id for r in runs]).items()}
+        return pick_runs(runs, digest_of=lambda r: digests[r.id]).runs  # cached item sets: no samples read
+
+    return memoized(store, ("picked", kind, frozenset(exclude)), pick)
 
 
 def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord) -> PairedRuns:
@@ -72,10 +77,14 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
         raise NotComparable(
             f"no items in common ({run_a.id} has {len(samples_a)}, {run_b.id} has {len(samples_b)}): different eval sets"
         )
+    payloads_a = [samples_a[i] for i in common]
+    payloads_b = [samples_b[i] for i in common]
     for name, what in schema.ITEM_COMPARABILITY.get(kind, ()):
-        differing = [
-            item for item in common if samples_a[item].get(name) != samples_b[item].get(name)
-        ]
+        values_a = [p.get(name) for p in payloads_a]
+        values_b = [p.get(name) for p in payloads_b]
+        if values_a == values_b:  # the usual case, checked in one comparison of two lists
+            continue
+        differing = [item for item, va, vb in zip(common, values_a, values_b) if va != vb]
         if differing:
             raise NotComparable(
                 f"different {what} on {len(differing)} of {len(common)} common items "
@@ -85,8 +94,8 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
         run_a,
         run_b,
         common,
-        [samples_a[i] for i in common],
-        [samples_b[i] for i in common],
+        payloads_a,
+        payloads_b,
         only_a=len(samples_a) - len(common),
         only_b=len(samples_b) - len(common),
     )
@@ -95,6 +104,24 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
             f"compared on the {len(common)} items both have ({paired.only_a} only in A, {paired.only_b} only in B)"
         )
     return paired
+
+
+def memoized(store: ResultsStore, key: tuple, compute: Callable[[], Any]) -> Any:
+    """``compute()``, or its earlier result (or exception) for ``key`` when ``store`` keeps a
+    memo (the report's view of the store, which compares many pairs of the same runs); a plain
+    store computes every time."""
+    memo = getattr(store, "memo", None)
+    if memo is None:
+        return compute()
+    if key not in memo:
+        try:
+            memo[key] = (True, compute())
+        except (NotComparable, NoRuns) as exc:
+            memo[key] = (False, exc)
+    ok, value = memo[key]
+    if not ok:
+        raise value
+    return value
 
 
 def select_pair(store: ResultsStore, kind: str, model_a: str, model_b: str, **exclude: set[str]) -> PairedRuns:
@@ -112,7 +139,7 @@ def select_pair(store: ResultsStore, kind: str, model_a: str, model_b: str, **ex
         missing = model_a if run_a is None else model_b
         raise NotComparable(f"no finished {kind} run for {missing!r}", runs=runs)
     try:
-        return pair_runs(store, kind, run_a, run_b)
+        return memoized(store, ("pair", kind, run_a.id, run_b.id), lambda: pair_runs(store, kind, run_a, run_b))
     except NotComparable as exc:
         exc.runs = exc.runs or runs
         raise

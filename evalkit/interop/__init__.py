@@ -13,11 +13,25 @@ Public API:
   ``lm-eval``; see :mod:`evalkit.interop.exports`).
 """
 
-from evalkit.interop.alpaca_eval import import_annotations, read_annotations
-from evalkit.interop.arena import battles_from_run, import_battles, read_battles
-from evalkit.interop.lm_eval_format import import_results, read_results
-from evalkit.interop.responses import import_responses, read_responses
-from evalkit.metrics import length_controlled_winrate, pairwise_metrics
+from importlib import import_module
+from typing import Any
+
+# name -> module; imported on first use, so `evalkit runs list` (which registers the exporters
+# through evalkit.interop.exports) does not pay for numpy and pandas
+_LAZY = {
+    "import_annotations": "evalkit.interop.alpaca_eval", "read_annotations": "evalkit.interop.alpaca_eval",
+    "battles_from_run": "evalkit.interop.arena", "import_battles": "evalkit.interop.arena", "read_battles": "evalkit.interop.arena",
+    "import_results": "evalkit.interop.lm_eval_format", "read_results": "evalkit.interop.lm_eval_format",
+    "import_responses": "evalkit.interop.responses", "read_responses": "evalkit.interop.responses",
+    "length_controlled_winrate": "evalkit.metrics", "pairwise_metrics": "evalkit.metrics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'evalkit.interop' has no attribute {name!r}")
+
 
 __all__ = [
     "battles_from_run",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evalkit import schema
 from evalkit.report.provenance import Provenance, provenance
 from evalkit.store import ResultsStore, RunRecord
 
@@ -15,7 +16,6 @@ from evalkit.store import ResultsStore, RunRecord
 class Collected:
     runs: list[RunRecord]
     provenance: dict[str, Provenance] = field(default_factory=dict)
-    item_ids: dict[str, set[str]] = field(default_factory=dict)  # run id -> the items it scored
     _samples: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict, repr=False)
 
     def of_kind(self, *kinds: str) -> list[RunRecord]:
@@ -26,6 +26,31 @@ class Collected:
         if run_id not in self._samples:
             self._samples[run_id] = list(store.samples(run_id))
         return self._samples[run_id]
+
+
+class ReportStoreView:
+    """The store as the report's comparisons see it: each run's samples read once (shared with
+    the leaderboard and the drill-down), run listings read once, and a memo for what many pairs
+    of models recompute (paired runs, human battles; see :func:`evalkit.compare.selection.memoized`).
+    Everything else goes to the store itself."""
+
+    def __init__(self, store: ResultsStore, collected: Collected):
+        self._store = store
+        self._collected = collected
+        self._runs: list[RunRecord] | None = None
+        self.memo: dict[tuple, Any] = {}
+
+    def samples(self, run_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        return iter(self._collected.samples(self._store, run_id))
+
+    def list_runs(self, *, kind: str | None = None, model: str | None = None, status: str | None = None) -> list[RunRecord]:
+        if self._runs is None:
+            self._runs = self._store.list_runs()
+        return [r for r in self._runs if (kind is None or r.kind == kind) and (model is None or r.model == model)
+                and (status is None or r.status == status)]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 def _pairwise_baseline(samples: list[tuple[str, dict[str, Any]]]) -> str | None:
@@ -47,8 +72,10 @@ def collect_runs(store: ResultsStore, runs: Sequence[str] | None = None, *, incl
     else:
         records = [r for r in store.list_runs() if include_unfinished or r.status == "done"]
     out = Collected(records)
+    item_sets = store.item_sets([r.id for r in records])  # cached: no samples read
     for r in records:
-        baseline = _pairwise_baseline(out.samples(store, r.id)) if r.kind == "judge-pairwise" else None
-        out.item_ids[r.id] = store.done_items(r.id)
-        out.provenance[r.id] = provenance(r, out.item_ids[r.id], baseline=baseline)
+        baseline = None
+        if r.kind == "judge-pairwise" and not schema.comparability_values(r.kind, r.config).get("reference"):
+            baseline = _pairwise_baseline(out.samples(store, r.id))  # named per item only: read them
+        out.provenance[r.id] = provenance(r, baseline=baseline, item_set=item_sets[r.id])
     return out

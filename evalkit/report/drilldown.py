@@ -1,16 +1,31 @@
 """The items behind every number, packed for the page's drill-down.
 
 Every sample of every run in the report is embedded, so a reader can check any number item
-by item. Text is interned: the instruction, the reference and a model's response appear in
-several runs (generate, judge-score, judge-pairwise) but are stored once in ``texts``; each
-run's samples are rows of values in the order of its ``fields``, text fields holding an
-index into ``texts``. Judge raw answers longer than :data:`RAW_LIMIT` characters are cut (the
-full text stays in the store: ``evalkit runs export RUN``).
+by item, and the page decodes a run's items only when that run is opened:
+
+* each run's description (kind, models, fields, item count...) goes into the page's metadata;
+* each run's samples are one block of rows, values in the order of its ``fields``;
+* a text that occurs more than once (an MMLU question, its choices and prompt in every model's
+  run; an AlpacaEval instruction and reference output; a response that both a generate and a
+  judge run hold, or that several votes show) is stored once in the ``shared`` values, and a text
+  field holds its index there; a text that occurs once stays in its run's block as it is (the
+  page tells the two apart: a number in a text field is an index);
+* the shared values are split into groups by the kind of run that first uses them, so opening
+  an AlpacaEval run does not decode the MMLU questions; a run lists the groups it needs;
+* numbers are rounded to what the page shows (:data:`DIGITS` decimals; the store keeps them all).
+
+Judge raw answers longer than :data:`RAW_LIMIT` characters are cut (the full text stays in the
+store: ``evalkit runs export RUN``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from evalkit.report.collect import Collected
 from evalkit.store import ResultsStore
@@ -42,17 +57,8 @@ VERDICT_FIELD = {
 TITLE_FIELD = {"mmlu": "question", "arena": "model", "finetune": "step"}
 
 
-class _Texts:
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-        self._index: dict[str, int] = {}
-
-    def __call__(self, text: str) -> int:
-        index = self._index.get(text)
-        if index is None:
-            index = self._index[text] = len(self.texts)
-            self.texts.append(text)
-        return index
+DIGITS = 4  # the page shows numbers to 4 decimals (report.js fmt)
+SHARE_MIN_LENGTH = 16  # a shorter text costs less inline than as an index ("A", "stem", "ok")
 
 
 def _cut(text: str, run_id: str) -> str:
@@ -61,27 +67,127 @@ def _cut(text: str, run_id: str) -> str:
     return f"{text[:RAW_LIMIT]}\n… [cut: {len(text) - RAW_LIMIT} more characters; full text: evalkit runs export {run_id}]"
 
 
-def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: dict[str, str] | None = None) -> dict[str, Any]:
-    """``{"texts": [...], "runs": {run_id: {...}}}`` for the page (plain JSON data)."""
-    texts = _Texts()
+def _is_text(value: Any) -> bool:
+    """A text field's value: a string, or a list of strings (MMLU's answer choices)."""
+    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+
+def _key(value: Any) -> Any:
+    return value if isinstance(value, str) else tuple(value)
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None  # the page's JSON has no NaN; the store keeps the value
+        return round(value, DIGITS)
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+def _rounded_column(column: list[Any]) -> list[Any]:
+    """``_rounded`` of every value; numpy for the common shapes (all floats; equal-length lists of
+    floats, such as MMLU's log-likelihoods), which is most of the report's numbers."""
+    first = column[0] if column else None
+    try:
+        if all(type(v) is float for v in column):
+            return np.round(np.array(column, dtype=float), DIGITS).tolist()
+        if type(first) is list and first and all(type(v) is list and len(v) == len(first) for v in column):
+            array = np.array(column)
+            if array.dtype == np.float64:
+                return np.round(array, DIGITS).tolist()
+    except (TypeError, ValueError):
+        pass
+    return [v if type(v) in (int, bool, str) or v is None else _rounded(v) for v in column]
+
+
+def _fields(kind: str, samples: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The kind's usual fields first (those present), then the others in their payload order."""
+    present: dict[str, None] = {}
+    for key_set in {tuple(p) for _, p in samples}:  # runs have a handful of distinct key layouts
+        present.update(dict.fromkeys(key_set))
+    return [f for f in FIELD_ORDER.get(kind, ()) if f in present] + [f for f in present if f not in FIELD_ORDER.get(kind, ())]
+
+
+def _text_column(column: list[Any]) -> bool:
+    has_text = False
+    for value in column:
+        if value is None:
+            continue
+        if type(value) is str or _is_text(value):
+            has_text = True
+        else:
+            return False
+    return has_text
+
+
+def _shareable(value: Any) -> bool:
+    return value is not None and (type(value) is not str or len(value) >= SHARE_MIN_LENGTH)
+
+
+@dataclass
+class Drilldown:
+    """``runs``: each run's description (no items); ``shared``: texts that occur more than once;
+    :meth:`blocks` yields each run's rows, one run at a time."""
+
+    runs: dict[str, dict[str, Any]]
+    shared: list[Any]
+    groups: list[dict[str, Any]]  # {"id", "start", "count"}: consecutive slices of ``shared``
+    _store: ResultsStore = field(repr=False)
+    _collected: Collected = field(repr=False)
+    _shared_index: dict[Any, int] = field(repr=False)
+
+    def blocks(self) -> Iterator[tuple[str, list[Any]]]:
+        for record in self._collected.runs:
+            yield record.id, self._rows(record)
+
+    def _rows(self, record: Any) -> list[Any]:
+        """Rows built column by column (a comprehension per field is several times faster than
+        a loop over fields per item at 300k items)."""
+        meta = self.runs[record.id]
+        samples = self._collected.samples(self._store, record.id)
+        index = self._shared_index
+        columns: list[list[Any]] = [[item_id for item_id, _ in samples]]
+        for name, text in zip(meta["fields"], meta["text"]):
+            column = [p.get(name) for _, p in samples]
+            if text:
+                if name in RAW_FIELDS:
+                    column = [_cut(v, record.id) if type(v) is str else v for v in column]
+                column = [v if v is None else index.get(v if type(v) is str else tuple(v), v) for v in column]
+            elif any(type(v) in (float, list, dict) for v in column):
+                column = _rounded_column(column)
+            columns.append(column)
+        return [list(row) for row in zip(*columns)]
+
+
+def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: dict[str, str] | None = None) -> Drilldown:
     runs: dict[str, Any] = {}
+    uses: Counter = Counter()  # text -> occurrences in all runs, in order of first use (gzip then
+    first_kind: dict[Any, str] = {}  # sees a question beside its prompt and compresses the repeat)
+    candidates_of: dict[str, list[str]] = {}
     for record in collected.runs:
         samples = collected.samples(store, record.id)
-        fields: list[str] = [f for f in FIELD_ORDER.get(record.kind, ()) if any(f in p for _, p in samples)]
-        for _, payload in samples:
-            for key in payload:
-                if key not in fields:
-                    fields.append(key)
-        is_text = [all(isinstance(p.get(f), str) or p.get(f) is None for _, p in samples) and any(isinstance(p.get(f), str) for _, p in samples) for f in fields]
-        rows = []
-        for item_id, payload in samples:
-            row: list[Any] = [item_id]
-            for field, text in zip(fields, is_text):
-                value = payload.get(field)
-                if text and value is not None:
-                    value = texts(_cut(value, record.id) if field in RAW_FIELDS else value)
-                row.append(value)
-            rows.append(row)
+        fields = _fields(record.kind, samples)
+        is_text = []
+        candidates = []
+        key_columns = []
+        for name in fields:
+            column = [p.get(name) for _, p in samples]
+            text = _text_column(column)
+            is_text.append(text)
+            if text and name not in RAW_FIELDS:
+                candidates.append(name)
+                key_columns.append([(v if type(v) is str else tuple(v)) if _shareable(v) else None for v in column])
+        # item by item (not field by field), so an item's question, choices and prompt sit together
+        keys = [k for row in zip(*key_columns) for k in row if k is not None]
+        uses.update(keys)
+        for key in dict.fromkeys(keys):
+            first_kind.setdefault(key, record.kind)
+        del keys, key_columns
+        candidates_of[record.id] = candidates
         prov = collected.provenance[record.id]
         models = {record.model} if record.model else set()
         if record.kind in ("human", "arena"):  # one run covers many models; its own name ("a vs b") is none of them
@@ -100,6 +206,30 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
             "text": [int(t) for t in is_text],
             "verdict": VERDICT_FIELD.get(record.kind),
             "title": TITLE_FIELD.get(record.kind, "instruction"),
-            "items": rows,
+            "n": len(samples),
+            "shared": [],
         }
-    return {"texts": texts.texts, "runs": runs}
+    # grouped by the kind that first uses them, each group in order of first use
+    by_kind: dict[str, list[Any]] = {}
+    for key, count in uses.items():
+        if count > 1:
+            by_kind.setdefault(first_kind[key], []).append(key)
+    del uses
+    shared: list[Any] = []
+    index: dict[Any, int] = {}
+    groups = []
+    group_of_kind = {}
+    for kind, keys in by_kind.items():
+        group_of_kind[kind] = f"report-shared-{len(groups)}"
+        groups.append({"id": group_of_kind[kind], "start": len(shared), "count": len(keys)})
+        for key in keys:
+            index[key] = len(shared)
+            shared.append(key if isinstance(key, str) else list(key))
+    for record in collected.runs:  # the groups each run's shared texts come from
+        needed: set[str] = set()
+        samples = collected.samples(store, record.id)
+        for name in candidates_of[record.id]:
+            values = {v if type(v) is str else tuple(v) for v in (p.get(name) for _, p in samples) if v is not None}
+            needed |= {first_kind[k] for k in values if k in index}
+        runs[record.id]["shared"] = sorted(group_of_kind[k] for k in needed)
+    return Drilldown(runs, shared, groups, store, collected, index)

@@ -119,7 +119,7 @@ class Leaderboard:
 def _pick_runs(collected: Collected, kind: str) -> tuple[dict[str, RunRecord], KindSetups]:
     """model -> run for this kind (the shared selection: reference setup first), and the setups
     among the picked runs."""
-    chosen = pick_runs(collected.of_kind(kind), lambda r: collected.item_ids[r.id])
+    chosen = pick_runs(collected.of_kind(kind), digest_of=lambda r: collected.provenance[r.id].items_hash)
     setups = KindSetups(kind)
     for i, key in enumerate(chosen.setups):
         letter = chr(ord("A") + i) if i < 26 else f"S{i + 1}"

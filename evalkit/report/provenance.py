@@ -66,10 +66,15 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def provenance(run: RunRecord, item_ids: list[str] | set[str] = (), *, baseline: str | None = None) -> Provenance:
+def provenance(
+    run: RunRecord, item_ids: list[str] | set[str] = (), *, baseline: str | None = None,
+    item_set: tuple[int, str | None] | None = None,
+) -> Provenance:
     """``baseline``: the reference generator read from a pairwise run's samples, shown when the
-    config does not name it (it is checked item by item where runs are paired)."""
+    config does not name it (it is checked item by item where runs are paired). ``item_set``:
+    (count, hash) of the run's items as the store caches them, instead of ``item_ids``."""
     settings = schema.comparability_values(run.kind, run.config)
+    n_items, digest = item_set if item_set is not None else (len(item_ids), items_hash(item_ids))
     return Provenance(
         run_id=run.id,
         kind=run.kind,
@@ -83,7 +88,7 @@ def provenance(run: RunRecord, item_ids: list[str] | set[str] = (), *, baseline:
         model_hash=run.model_hash,
         settings=settings,
         baseline=settings.get("reference") or (baseline if run.kind == "judge-pairwise" else None),
-        n_items=len(item_ids),
-        items_hash=items_hash(item_ids),
-        key=setup_key(run, item_ids),
+        n_items=n_items,
+        items_hash=digest,
+        key=setup_key(run, digest=digest),
     )

@@ -16,26 +16,30 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import orjson
 
 from evalkit.report.charts import interval_chart, loss_chart, mmlu_chart
-from evalkit.report.collect import Collected, collect_runs
+from evalkit.report.collect import Collected, ReportStoreView, collect_runs
 from evalkit.report.comparison import MAX_PAIRS, REPORT_BOOTSTRAP, compute_comparisons
 from evalkit.report.drilldown import build_drilldown
 from evalkit.report.leaderboard import COLUMN_BY_KEY, COLUMNS, Leaderboard, build_leaderboard, format_cell
 from evalkit.report.provenance import FIELD_LABELS, Provenance
 from evalkit.store import ResultsStore
 
-# item data above this size (bytes of JSON) is embedded gzip-compressed: a 20-model AlpacaEval
-# report is ~25 MB of text as JSON and ~8 MB compressed
-COMPRESS_OVER = 4_000_000
+# a block of item data (one run's rows, or the shared values) above this many characters of JSON
+# is embedded gzip-compressed (about a fifth of the size, base64 included); smaller blocks stay
+# plain JSON, which the page reads without waiting for a decompression stream
+COMPRESS_OVER = 200_000
+BATCH_ROWS = 2000  # rows per json.dumps call when streaming a block (the C encoder; iterencode is pure Python)
 
 KIND_LABELS = {
     "mmlu": "MMLU",
@@ -80,8 +84,57 @@ def _template_text(name: str) -> str:
 
 def script_json(value: Any) -> str:
     """JSON that is safe inside a <script> element: no '<', '>' or '&' characters at all."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str)
+    return _escaped(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str))
+
+
+def _escaped(text: str) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _json_parts(values: list[Any]) -> Iterator[bytes]:
+    """A JSON array as UTF-8 pieces, a batch of values at a time (no whole-block string)."""
+    yield b"["
+    for start in range(0, len(values), BATCH_ROWS):
+        batch = values[start:start + BATCH_ROWS]
+        try:
+            text = orjson.dumps(batch)
+        except TypeError:  # what orjson will not write (odd objects, non-string keys): as json writes it
+            text = json.dumps(batch, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str).encode("utf-8")
+        text = text.replace(b"<", b"\\u003c").replace(b">", b"\\u003e").replace(b"&", b"\\u0026")
+        yield (b"," if start else b"") + text[1:-1]
+    yield b"]"
+
+
+def encode_block(values: list[Any], compress_over: int = COMPRESS_OVER) -> tuple[str, str, str]:
+    """(payload, script type, encoding) of one block of item data: plain JSON safe inside a
+    <script> element, or, above ``compress_over`` bytes, gzip+base64 (streamed into the
+    compressor piece by piece once the block turns out large)."""
+    plain: list[bytes] = []
+    size = 0
+    parts = _json_parts(values)
+    for part in parts:
+        plain.append(part)
+        size += len(part)
+        if size > compress_over:
+            break
+    else:
+        return b"".join(plain).decode("utf-8"), "application/json", "json"
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as packed:
+        for part in plain:
+            packed.write(part)
+        plain.clear()
+        for part in parts:
+            packed.write(part)
+    return base64.b64encode(buffer.getbuffer()).decode("ascii"), "application/octet-stream", "gzip+base64"
+
+
+def _item_blocks(drill: Any, compress_over: int) -> Iterator[dict[str, str]]:
+    """One <script> block per run, encoded when the template reaches it (one run in memory)."""
+    for index, (run_id, rows) in enumerate(drill.blocks()):
+        payload, kind, encoding = encode_block(rows, compress_over)
+        del rows
+        yield {"id": f"report-items-{index}", "run": run_id, "type": kind, "encoding": encoding, "payload": payload}
 
 
 def _num(value: float | None, digits: int = 6) -> str:
@@ -239,10 +292,13 @@ def render_report(
     from evalkit import __version__
 
     collected = collect_runs(store, runs, include_unfinished=include_unfinished)
-    board = build_leaderboard(store, collected=collected)
+    # one view of the store for the leaderboard's significance tests and the comparisons: each
+    # run's samples read once, each pair of runs paired once
+    view = ReportStoreView(store, collected)
+    board = build_leaderboard(view, collected=collected)
     table_columns, table_rows = _table(board)
     models = [r["model"] for r in board.rows]
-    comparisons, comparisons_note = compute_comparisons(store, models, max_pairs=max_pairs)
+    comparisons, comparisons_note = compute_comparisons(view, models, max_pairs=max_pairs)
     notices = list(notices)
     random_models = random_init_models(collected)
     if random_models:
@@ -254,13 +310,12 @@ def render_report(
     if unfinished:
         notices.append(f"{len(unfinished)} run(s) in this report did not finish ({', '.join(unfinished)}): their numbers cover only the items done.")
 
-    items = build_drilldown(store, collected, setup_letter=_setup_letters(board))
-    items_json = script_json(items)
-    if len(items_json.encode("utf-8")) > compress_over:
-        items_payload = base64.b64encode(gzip.compress(items_json.encode("utf-8"), compresslevel=6, mtime=0)).decode("ascii")
-        items_type, items_encoding = "application/octet-stream", "gzip+base64"
-    else:
-        items_payload, items_type, items_encoding = items_json, "application/json", "json"
+    drill = build_drilldown(store, collected, setup_letter=_setup_letters(board))
+    shared_blocks = []
+    for group in drill.groups:
+        payload, kind, encoding = encode_block(drill.shared[group["start"]:group["start"] + group["count"]], compress_over)
+        shared_blocks.append({"id": group["id"], "type": kind, "encoding": encoding, "payload": payload})
+    drill.shared = []  # encoded: not needed in memory any more
 
     meta = {
         "models": models,
@@ -268,6 +323,8 @@ def render_report(
         "kind_order": KIND_ORDER,
         "field_labels": FIELD_DISPLAY,
         "comparisons": comparisons,
+        "runs": drill.runs,
+        "shared_groups": drill.groups,
     }
     js = _template_text("report.js")
     if "</script" in js.lower():
@@ -295,7 +352,7 @@ def render_report(
         runs_view.append({"id": run.id, "kind": run.kind, "model": run.model, "status": run.status,
                           "provenance": _provenance_pairs(collected.provenance[run.id]),
                           "n_items": collected.provenance[run.id].n_items, "metrics": metrics})
-    html = env.get_template("report.html.j2").render(
+    page = env.get_template("report.html.j2").generate(
         title=title or "evalkit leaderboard",
         csp=csp,
         css=_template_text("report.css"),
@@ -315,14 +372,15 @@ def render_report(
         bootstrap=REPORT_BOOTSTRAP,
         runs=runs_view,
         meta_json=script_json(meta),
-        items_payload=items_payload,
-        items_type=items_type,
-        items_encoding=items_encoding,
+        shared_blocks=shared_blocks,
+        item_blocks=_item_blocks(drill, compress_over),
         extra_sections=list(extra_sections),
     )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(html, encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8") as fh:  # streamed: the page is never one string in memory
+        for chunk in page:
+            fh.write(chunk)
     tmp.replace(out)
     return out

@@ -48,6 +48,7 @@ def test_progress_bar_does_not_change_the_numbers(store, capsys):
     builders.human_run(store, VOTES)
     quiet = compare_models(store, "A", "B", bootstrap=50, seed=5)
     comparison._BT_CACHE.clear()
+    store._conn.execute("DELETE FROM cache")  # refit, with the bar this time
     assert compare_models(store, "A", "B", bootstrap=50, seed=5, progress=True) == quiet
     assert capsys.readouterr().out == ""  # the bar goes to stderr
 
@@ -89,3 +90,18 @@ def test_all_four_kinds_end_to_end(store):
     assert human["p_holm"] == pytest.approx(min(1, 4 * human["p_value"]))  # the smallest of four
     assert human["verdict"] == B_BETTER
     assert all(r["detail"]["holm_family_size"] == 4 for r in rows)
+
+
+def test_bradley_terry_fits_kept_in_the_store_give_the_same_rows(store):
+    builders.human_run(store, VOTES)
+    comparison._BT_CACHE.clear()
+    store._conn.execute("DELETE FROM cache")
+    first = compare_models(store, "A", "B", bootstrap=80, seed=3)
+    assert store._conn.execute("SELECT COUNT(*) FROM cache WHERE key LIKE 'compare/bradley-terry/%'").fetchone()[0] == 1
+    comparison._BT_CACHE.clear()  # as a new `evalkit compare` process: the fits come from the store
+    assert compare_models(store, "A", "B", bootstrap=80, seed=3) == first
+    assert compare_models(store, "C", "B", bootstrap=80, seed=3)[0]["detail"]["bradley_terry"]["b"] == first[0]["detail"]["bradley_terry"]["b"]
+    builders.human_run(store, [("A", "C", "a")], bundle="b9")  # new votes: a new fit, kept beside the old
+    comparison._BT_CACHE.clear()
+    assert compare_models(store, "A", "B", bootstrap=80, seed=3) != first
+    assert store._conn.execute("SELECT COUNT(*) FROM cache WHERE key LIKE 'compare/bradley-terry/%'").fetchone()[0] == 2

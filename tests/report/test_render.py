@@ -12,7 +12,8 @@ from html.parser import HTMLParser
 import pytest
 
 from evalkit.report import render_report
-from evalkit.report.render import script_json
+from evalkit.report.render import encode_block, script_json
+from tests.conftest import shared_path
 from tests.report import builders as b
 
 
@@ -57,12 +58,47 @@ def walk(el):
         yield from walk(child)
 
 
-def decode_items(page: Page) -> dict:
-    node = page.find("script", id="report-items")[0]
-    text = page.scripts["report-items"]
+def _block(page: Page, node: dict):
+    text = page.scripts[node["attrs"]["id"]]
     if node["attrs"]["data-encoding"] == "gzip+base64":
         text = gzip.decompress(base64.b64decode(text)).decode("utf-8")
     return json.loads(text)
+
+
+def decode_items(page: Page) -> dict:
+    """``{"runs": {run_id: {**description, "items": rows}}}`` with shared values put back in
+    place (a number in a text field is an index into the shared block), as the page decodes them."""
+    meta = json.loads(page.scripts["report-meta"])
+    shared: list = []
+    for group in meta["shared_groups"]:  # consecutive slices of one list of shared texts
+        assert group["start"] == len(shared)
+        values = _block(page, page.find("script", id=group["id"])[0])
+        assert len(values) == group["count"]
+        shared += values
+    runs = {}
+    for node in page.find("script"):
+        run_id = node["attrs"].get("data-run")
+        if run_id is None:
+            continue
+        run = meta["runs"][run_id]
+        rows = [
+            [row[0], *(shared[v] if text and isinstance(v, int) else v for v, text in zip(row[1:], run["text"]))]
+            for row in _block(page, node)
+        ]
+        runs[run_id] = {**run, "items": rows}
+    assert set(runs) == set(meta["runs"])  # every run described has its block
+    return {"runs": runs, "shared": shared}
+
+
+def rounded(value):
+    """A stored value as the page holds it (numbers to 4 decimals)."""
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    return value
 
 
 @pytest.fixture
@@ -124,26 +160,30 @@ def test_title_escaped_csp_and_no_network(rendered):
             value = el["attrs"].get(attr)
             assert value is None or value.startswith("#"), (el["tag"], attr, value)
     assert not re.search(r"@import|url\((?!#)", html)
-    # the only scripts: the page's own code and two data blocks
-    assert [s["attrs"].get("type") for s in page.find("script")] == ["application/json", "application/json", None]
+    # the only scripts: the metadata, the page's own code, then data blocks (shared values, one per run)
+    types = [s["attrs"].get("type") for s in page.find("script")]
+    meta = json.loads(page.scripts["report-meta"])
+    assert types[:2] == ["application/json", None] and len(types) == 2 + len(meta["shared_groups"]) + len(meta["runs"])
+    assert set(types[2:]) <= {"application/json", "application/octet-stream"}
 
 
 def test_embedded_json_cannot_break_out_and_round_trips(rendered):
     store, html, page = rendered
     assert b.XSS not in html
-    assert html.count("</script>") == 3 and "<!--" not in html
+    assert html.count("</script>") == len(page.find("script")) and "<!--" not in html
     items = decode_items(page)
     run = items["runs"][store.ids["gen1"]]
     response = run["fields"].index("response")
-    first = run["items"][0][response + 1]
-    assert items["texts"][first].endswith(b.XSS)  # the exact text survives, as data
+    assert run["items"][0][response + 1].endswith(b.XSS)  # the exact text survives, as data
     assert script_json({"x": "</script><!--&"}) == '{"x":"\\u003c/script\\u003e\\u003c!--\\u0026"}'
 
 
 def test_large_item_data_is_compressed_and_identical(small_store, tmp_path):
     small = Page(render_report(small_store, tmp_path / "a.html").read_text())
     packed = Page(render_report(small_store, tmp_path / "b.html", compress_over=0).read_text())
-    assert packed.find("script", id="report-items")[0]["attrs"]["data-encoding"] == "gzip+base64"
+    blocks = [s for s in packed.find("script") if s["attrs"].get("data-run") or s["attrs"].get("id", "").startswith("report-shared-")]
+    assert blocks and all(s["attrs"]["data-encoding"] == "gzip+base64" for s in blocks)
+    assert all(s["attrs"]["data-encoding"] == "json" for s in small.find("script") if s["attrs"].get("data-run"))
     assert decode_items(packed) == decode_items(small)
 
 
@@ -156,10 +196,7 @@ def test_drilldown_data_has_every_sample(rendered):
         assert [row[0] for row in packed["items"]] == [i for i, _ in samples]
         for row, (_, payload) in zip(packed["items"], samples):
             for i, name in enumerate(packed["fields"]):
-                value = row[i + 1]
-                if packed["text"][i] and value is not None:
-                    value = items["texts"][value]
-                assert value == payload.get(name), (run.id, name)
+                assert row[i + 1] == rounded(payload.get(name)), (run.id, name)
 
 
 def test_charts_are_inline_svg_with_unique_ids(rendered):
@@ -218,3 +255,65 @@ def test_report_without_out_writes_into_the_working_directory(small_store, run_c
     assert rc == 0, err
     assert stdout.strip() == f"wrote evalkit-report.html: open {(work / 'evalkit-report.html').as_uri()} in a browser"
     assert [p.name for p in work.iterdir()] == ["evalkit-report.html"]
+
+
+def test_content_shared_by_runs_is_in_the_page_once(store, tmp_path):
+    questions = [json.loads(line) for line in open(shared_path("mmlu", "test.jsonl"), encoding="utf-8")][:40]
+    questions = [{**q, "doc_id": k} for k, q in enumerate(questions)]
+    for m in range(3):
+        b.add_mmlu(store, f"model-{m}", {"acc": (0.25, 0.05, 40)}, questions=questions)
+    html = render_report(store, tmp_path / "m.html").read_text(encoding="utf-8")
+    items = decode_items(Page(html))
+    # every question text and every choices list once in the shared values, none in a run's block
+    shared_texts = [v for v in items["shared"] if isinstance(v, str)]
+    assert sorted(shared_texts) == sorted({q["question"] for q in questions})
+    assert sum(1 for v in items["shared"] if isinstance(v, list)) == len({tuple(q["choices"]) for q in questions})
+    for run in items["runs"].values():
+        assert [row[0] for row in run["items"]] and all(
+            row[run["fields"].index("question") + 1] == q["question"] for row, q in zip(run["items"], questions))
+
+
+def test_blocks_stream_into_gzip_and_decode_to_the_same_json():
+    rows = [[f"item-{k}", "<b>&</b>" * (k % 5), k / 7, None, ["x", "y"]] for k in range(5000)]
+    plain, kind, encoding = encode_block(rows, 10**9)
+    assert (kind, encoding) == ("application/json", "json") and "<" not in plain and "&" not in plain
+    packed, kind, encoding = encode_block(rows, 1000)
+    assert (kind, encoding) == ("application/octet-stream", "gzip+base64")
+    assert json.loads(gzip.decompress(base64.b64decode(packed))) == json.loads(plain) == rows
+
+
+def test_numbers_rounded_to_what_the_page_shows(store, tmp_path):
+    with store.start_run("mmlu", "m", {"eval_set": "mmlu"}) as run:
+        run.add_sample("anatomy/0", {"question": "q", "loglikelihoods": [-1.23456789, -0.00004], "correct": True, "n": 7})
+    items = decode_items(Page(render_report(store, tmp_path / "r.html").read_text(encoding="utf-8")))
+    row = items["runs"][run.id]["items"][0]
+    fields = items["runs"][run.id]["fields"]
+    assert row[fields.index("loglikelihoods") + 1] == [-1.2346, -0.0]
+    assert row[fields.index("correct") + 1] is True and row[fields.index("n") + 1] == 7
+    assert next(iter(store.samples(run.id)))[1]["loglikelihoods"] == [-1.23456789, -0.00004]  # the store keeps them
+
+
+def test_a_run_decodes_only_the_shared_texts_of_its_kind(small_store, eval_example, tmp_path):
+    questions = [{**json.loads(line), "doc_id": k} for k, line in enumerate(open(shared_path("mmlu", "test.jsonl"), encoding="utf-8")) if k < 10]
+    for m in ("model-1", "model-2"):
+        b.add_mmlu(small_store, m, {"acc": (0.25, 0.05, 10)}, questions=questions)
+    page = Page(render_report(small_store, tmp_path / "g.html").read_text(encoding="utf-8"))
+    meta = json.loads(page.scripts["report-meta"])
+    items = decode_items(page)
+    group_of = {}
+    for g in meta["shared_groups"]:
+        for k in range(g["start"], g["start"] + g["count"]):
+            group_of[items["shared"][k] if isinstance(items["shared"][k], str) else tuple(items["shared"][k])] = g["id"]
+    mmlu_group = group_of[questions[0]["question"]]
+    for run_id, run in meta["runs"].items():
+        if run["kind"] == "mmlu" and run["n"]:
+            assert run["shared"] == [mmlu_group]
+        else:
+            assert mmlu_group not in run["shared"]
+        # every shared text a run's rows point to is in a group it names
+        rows = items["runs"][run_id]["items"]
+        for row in rows:
+            for v, text in zip(row[1:], run["text"]):
+                key = v if isinstance(v, str) else tuple(v) if isinstance(v, list) else None
+                if text and key in group_of:
+                    assert group_of[key] in run["shared"]

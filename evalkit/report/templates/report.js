@@ -55,8 +55,30 @@
   });
 
   // -- items --------------------------------------------------------------------------------
-  function loadItems() {
-    var node = document.getElementById("report-items");
+  // Runs are described in the metadata; a run's rows are decoded only when the run is opened.
+  // The item blocks follow this script in the page, so a click that comes before the page has
+  // finished loading waits for them. While a run decodes, body[data-items-ready] is removed.
+  var RUNS = meta.runs || {};
+  var rowsOf = {};       // run id -> decoded rows
+  var itemCache = {};    // run id -> decoded item objects (they keep their search text)
+  var pending = {};      // block id -> promise of its decoded value
+  var shared = [];       // texts that occur more than once (a number in a text field is an index here)
+  var sharedLoaded = {}; // group id -> true once its slice of shared is in place
+  var GROUPS = {};
+  (meta.shared_groups || []).forEach(function (g) { GROUPS[g.id] = g; });
+  function placeShared(groupId, values) {
+    var start = GROUPS[groupId].start;
+    for (var i = 0; i < values.length; i++) shared[start + i] = values[i];
+    sharedLoaded[groupId] = true;
+  }
+  var busy = 0;
+  var started = false;
+
+  function parsed() {
+    if (document.readyState !== "loading") return null;
+    return new Promise(function (resolve) { document.addEventListener("DOMContentLoaded", resolve); });
+  }
+  function decodeNode(node) {
     if (node.getAttribute("data-encoding") === "gzip+base64") {
       var bin = atob(node.textContent.trim());
       var bytes = new Uint8Array(bin.length);
@@ -64,10 +86,55 @@
       var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
       return new Response(stream).text().then(JSON.parse);
     }
-    return Promise.resolve(JSON.parse(node.textContent));
+    return JSON.parse(node.textContent);
+  }
+  function blockOf(runId) {
+    return document.querySelector("script[data-run=\"" + CSS.escape(runId) + "\"]");
+  }
+  // Decode what the runs need: null when it is all there now, else a promise.
+  function need(ids) {
+    var waits = [];
+    var loading = parsed();
+    if (loading) return loading.then(function () { return need(ids) || null; });
+    ids.forEach(function (id) {
+      (RUNS[id] ? RUNS[id].shared : []).forEach(function (groupId) {
+        if (sharedLoaded[groupId]) return;
+        var node = document.getElementById(groupId);
+        if (node.getAttribute("data-encoding") !== "gzip+base64") { placeShared(groupId, decodeNode(node)); return; }
+        if (!pending[groupId]) pending[groupId] = decodeNode(node).then(function (v) { placeShared(groupId, v); });
+        waits.push(pending[groupId]);
+      });
+    });
+    ids.forEach(function (id) {
+      if (rowsOf[id] || !RUNS[id]) return;
+      var block = blockOf(id);
+      if (block.getAttribute("data-encoding") !== "gzip+base64") { rowsOf[id] = decodeNode(block); return; }
+      if (!pending[id]) pending[id] = decodeNode(block).then(function (rows) { rowsOf[id] = rows; });
+      waits.push(pending[id]);
+    });
+    return waits.length ? Promise.all(waits) : null;
+  }
+  function setReady() { if (started && busy === 0) document.body.setAttribute("data-items-ready", "1"); }
+  // Run fn once the runs are decoded: now when they are, else when they are. Per slot ("list",
+  // "detail") only the latest call's fn runs, so a slow decode never overwrites a newer choice.
+  var generation = { list: 0, detail: 0 };
+  function withRuns(slot, ids, fn) {
+    var wait = need(ids);
+    var mine = ++generation[slot];
+    if (!wait) { fn(); setReady(); return; }
+    busy++;
+    document.body.removeAttribute("data-items-ready");
+    ddStatus.textContent = "Loading items…";
+    wait.then(function () {
+      busy--;
+      if (mine === generation[slot]) fn();
+      setReady();
+    }).catch(function (err) {
+      busy--;
+      ddStatus.textContent = "Could not read the embedded items: " + err;
+    });
   }
 
-  var data = null;
   var ddModel = document.getElementById("dd-model");
   var ddRun = document.getElementById("dd-run");
   var ddFilter = document.getElementById("dd-filter");
@@ -79,33 +146,36 @@
   var current = { items: [], shown: [], selected: null };
 
   function runsOf(model) {
-    return Object.keys(data.runs).filter(function (id) { return data.runs[id].models.indexOf(model) >= 0; })
+    return Object.keys(RUNS).filter(function (id) { return RUNS[id].models.indexOf(model) >= 0; })
       .sort(function (a, b) {
-        var ka = meta.kind_order.indexOf(data.runs[a].kind), kb = meta.kind_order.indexOf(data.runs[b].kind);
-        return ka - kb || (data.runs[a].date < data.runs[b].date ? 1 : -1);
+        var ka = meta.kind_order.indexOf(RUNS[a].kind), kb = meta.kind_order.indexOf(RUNS[b].kind);
+        return ka - kb || (RUNS[a].date < RUNS[b].date ? 1 : -1);
       });
   }
   function decode(run, row) {
     var item = { _id: row[0] };
     run.fields.forEach(function (f, i) {
       var v = row[i + 1];
-      item[f] = run.text[i] && v !== null && v !== undefined ? data.texts[v] : v;
+      item[f] = run.text[i] && typeof v === "number" ? shared[v] : v;
     });
     return item;
   }
   function itemsOf(runId, model) {
-    var run = data.runs[runId];
-    var items = run.items.map(function (row) { return decode(run, row); });
-    if (run.kind === "human" && model) {
+    if (!itemCache[runId]) {
+      var run = RUNS[runId];
+      itemCache[runId] = rowsOf[runId].map(function (row) { return decode(run, row); });
+    }
+    var items = itemCache[runId];
+    if (RUNS[runId].kind === "human" && model) {
       items = items.filter(function (it) { return it.model_a === model || it.model_b === model; });
     }
     return items;
   }
   function runLabel(id) {
-    var r = data.runs[id];
+    var r = RUNS[id];
     var parts = [KIND[r.kind] || r.kind, r.date.slice(0, 16).replace("T", " ")];
     if (r.setup) parts.push("setup " + r.setup);
-    parts.push(r.items.length + " items");
+    parts.push(r.n + " items");
     if (r.status !== "done") parts.push(r.status);
     return parts.join(" · ");
   }
@@ -127,28 +197,36 @@
 
   function fillModels() {
     var models = meta.models.slice();
-    Object.keys(data.runs).forEach(function (id) {
-      data.runs[id].models.forEach(function (m) { if (models.indexOf(m) < 0) models.push(m); });
+    Object.keys(RUNS).forEach(function (id) {
+      RUNS[id].models.forEach(function (m) { if (models.indexOf(m) < 0) models.push(m); });
     });
     clear(ddModel);
     clear(ddOther);
     ddOther.appendChild(option("", "(none)"));
     models.forEach(function (m) { ddModel.appendChild(option(m, m)); ddOther.appendChild(option(m, m)); });
   }
-  function fillRuns(preferRun) {
+  function fillRuns(preferRun, then) {
     clear(ddRun);
     var ids = runsOf(ddModel.value);
     ids.forEach(function (id) { ddRun.appendChild(option(id, runLabel(id))); });
     if (preferRun && ids.indexOf(preferRun) >= 0) ddRun.value = preferRun;
-    showList();
+    showList(then);
   }
-  function showList() {
+  function showList(then) {
+    var runId = ddRun.value;
+    if (!runId) {
+      clear(ddBody); clear(ddDetail); current.selected = null;
+      ddStatus.textContent = "No runs for this model."; current.items = []; current.shown = [];
+      setReady();
+      return;
+    }
+    withRuns("list", [runId], function () { listRun(runId); if (typeof then === "function") then(); });
+  }
+  function listRun(runId) {
     clear(ddBody);
     clear(ddDetail);
     current.selected = null;
-    var runId = ddRun.value;
-    if (!runId) { ddStatus.textContent = "No runs for this model."; current.items = []; return; }
-    var run = data.runs[runId];
+    var run = RUNS[runId];
     document.getElementById("dd-verdict-head").textContent = run.verdict ? (FIELD[run.verdict] || run.verdict) : "";
     current.items = itemsOf(runId, ddModel.value);
     var q = ddFilter.value.trim().toLowerCase();
@@ -196,81 +274,78 @@
   }
   function counterpart(runId, model) {
     // the other model's run of the same kind, preferably in the same setup
-    var run = data.runs[runId];
-    var ids = runsOf(model).filter(function (id) { return data.runs[id].kind === run.kind; });
-    var same = ids.filter(function (id) { return data.runs[id].setup_key === run.setup_key; });
+    var run = RUNS[runId];
+    var ids = runsOf(model).filter(function (id) { return RUNS[id].kind === run.kind; });
+    var same = ids.filter(function (id) { return RUNS[id].setup_key === run.setup_key; });
     return same[0] || ids[0] || null;
   }
   function select(item, tr) {
     Array.prototype.forEach.call(ddBody.rows, function (r) { r.classList.remove("selected"); });
     if (tr) tr.classList.add("selected");
     current.selected = item;
-    clear(ddDetail);
     var runId = ddRun.value;
-    var run = data.runs[runId];
-    var wrap = el("div", "sbs");
-    wrap.appendChild(card(ddModel.value + " · " + (KIND[run.kind] || run.kind), run, item));
     var other = ddOther.value;
-    if (other && other !== ddModel.value) {
-      var otherRun = counterpart(runId, other);
-      var otherItem = null;
-      if (otherRun) {
-        var match = data.runs[otherRun].items.filter(function (row) { return row[0] === item._id; })[0];
-        otherItem = match ? decode(data.runs[otherRun], match) : null;
+    var otherRun = other && other !== ddModel.value ? counterpart(runId, other) : null;
+    withRuns("detail", otherRun ? [runId, otherRun] : [runId], function () {
+      if (current.selected !== item) return;
+      clear(ddDetail);
+      var run = RUNS[runId];
+      var wrap = el("div", "sbs");
+      wrap.appendChild(card(ddModel.value + " · " + (KIND[run.kind] || run.kind), run, item));
+      if (other && other !== ddModel.value) {
+        var otherItem = null;
+        if (otherRun) {
+          var match = rowsOf[otherRun].filter(function (row) { return row[0] === item._id; })[0];
+          otherItem = match ? decode(RUNS[otherRun], match) : null;
+        }
+        var heading = other + " · " + (otherRun ? (KIND[RUNS[otherRun].kind] || "") : "no run of this kind");
+        if (otherRun && RUNS[otherRun].setup_key !== run.setup_key) heading += " (⚠ different setup: not comparable)";
+        wrap.appendChild(card(heading, otherRun ? RUNS[otherRun] : run, otherItem));
       }
-      var heading = other + " · " + (otherRun ? (KIND[data.runs[otherRun].kind] || "") : "no run of this kind");
-      if (otherRun && data.runs[otherRun].setup_key !== run.setup_key) heading += " (⚠ different setup: not comparable)";
-      wrap.appendChild(card(heading, otherRun ? data.runs[otherRun] : run, otherItem));
-    }
-    ddDetail.appendChild(wrap);
+      ddDetail.appendChild(wrap);
+    });
   }
   function showPairItem(a, b, kind, itemId) {
-    if (!data) return;
-    var ids = runsOf(a).filter(function (id) { return data.runs[id].kind === kind; });
+    var ids = runsOf(a).filter(function (id) { return RUNS[id].kind === kind; });
     if (!ids.length) return;
     ddModel.value = a;
     ddFilter.value = "";
-    fillRuns(ids[0]);
     ddOther.value = b;
-    var index = -1;
-    current.shown.forEach(function (it, i) { if (it._id === itemId) index = i; });
-    if (index >= 0) select(current.shown[index], index < LIST_LIMIT ? ddBody.rows[index] : null);
+    fillRuns(ids[0], function () {
+      var index = -1;
+      current.shown.forEach(function (it, i) { if (it._id === itemId) index = i; });
+      if (index >= 0) select(current.shown[index], index < LIST_LIMIT ? ddBody.rows[index] : null);
+    });
     document.getElementById("items").scrollIntoView();
   }
   function openRun(model, runId) {
-    if (!data) return;
     ddModel.value = model;
     fillRuns(runId);
     document.getElementById("items").scrollIntoView();
   }
 
-  loadItems().then(function (loaded) {
-    data = loaded;
-    fillModels();
-    ddModel.addEventListener("change", function () { fillRuns(); });
-    ddRun.addEventListener("change", showList);
-    ddFilter.addEventListener("input", showList);
-    ddOther.addEventListener("change", function () { if (current.selected) select(current.selected, ddBody.querySelector("tr.selected")); });
-    Array.prototype.forEach.call(document.querySelectorAll(".model-link"), function (b) {
-      b.addEventListener("click", function () {
-        var model = b.getAttribute("data-model");
-        var ids = runsOf(model);
-        openRun(model, ids[0]);
-      });
+  // Wired at once, before any item is decoded: a click on a model's name always does something.
+  fillModels();
+  ddModel.addEventListener("change", function () { fillRuns(); });
+  ddRun.addEventListener("change", function () { showList(); });
+  ddFilter.addEventListener("input", function () { showList(); });
+  ddOther.addEventListener("change", function () { if (current.selected) select(current.selected, ddBody.querySelector("tr.selected")); });
+  Array.prototype.forEach.call(document.querySelectorAll(".model-link"), function (b) {
+    b.addEventListener("click", function () {
+      var model = b.getAttribute("data-model");
+      openRun(model, runsOf(model)[0]);
     });
-    Array.prototype.forEach.call(document.querySelectorAll(".show-items"), function (b) {
-      b.addEventListener("click", function () {
-        var id = b.getAttribute("data-run");
-        var run = data.runs[id];
-        openRun(run.model || run.models[0], id);
-      });
-    });
-    if (ddModel.options.length) fillRuns();
-    else ddStatus.textContent = "No items in this report.";
-    document.body.setAttribute("data-items-ready", "1");
-  }).catch(function (err) {
-    ddStatus.textContent = "Could not read the embedded items: " + err;
   });
+  Array.prototype.forEach.call(document.querySelectorAll(".show-items"), function (b) {
+    b.addEventListener("click", function () {
+      var id = b.getAttribute("data-run");
+      var run = RUNS[id];
+      openRun(run.model || run.models[0], id);
+    });
+  });
+  started = true;
+  if (ddModel.options.length) fillRuns();
+  else { ddStatus.textContent = "No items in this report."; setReady(); }
 
   // -- comparison ---------------------------------------------------------------------------
   var cmpA = document.getElementById("cmp-a"), cmpB = document.getElementById("cmp-b"), cmpOut = document.getElementById("cmp-out");

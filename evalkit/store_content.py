@@ -1,0 +1,202 @@
+"""The store's shared content and cached item sets (schema version 2).
+
+Many samples repeat the same long values: every model's MMLU run has the same 14,042 prompts,
+questions and answer choices, and every AlpacaEval run the same 805 instructions and reference
+outputs. A field listed in :data:`SHARED_FIELDS` whose value is long enough is stored once in
+``contents`` under the hash of its JSON text; the sample keeps the key (value ``null``, so the
+payload's key order survives) and its ``shared`` column maps the key to the hash. Reading puts
+the value back, so a payload reads back exactly as it was written, and the same text read for
+many runs is one string object in memory.
+
+``run_item_sets`` caches each run's item count and item-set hash (the identity of the set of
+items it scored), so ``runs list`` and ``leaderboard`` read metrics and these, never samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+
+import orjson
+from collections.abc import Iterable
+from typing import Any
+
+# payload fields whose values runs share (texts of the eval set, references, prompts)
+SHARED_FIELDS = (
+    "prompt", "question", "choices", "instruction", "input", "output", "output_1", "reference", "response", "output_2",
+    "response_a", "response_b",  # a rating bundle shows the same responses to every rater
+)
+# shorter values cost more as a reference (hash + lookup) than they save
+MIN_SHARED_LENGTH = 48
+HASH_LENGTH = 24  # hex digits of sha256: 96 bits, no collision among any store's texts
+CACHE_LIMIT = 500_000  # decoded values kept in memory per open store
+
+
+def _dumps(value: Any) -> str:
+    # as evalkit.store writes JSON: odd objects as text, never NaN/Infinity (validated before)
+    return json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
+
+
+def loads(text: str) -> Any:
+    """JSON text as the json module reads it; orjson first (several times faster on ~300k samples),
+    json for what orjson refuses: huge integers, and NaN/Infinity, which stores written before
+    values were validated may hold and which are read as null (as evalkit.store reads them)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text, parse_constant=lambda _: None)
+
+
+def _shareable(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) >= MIN_SHARED_LENGTH
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return sum(len(v) for v in value) >= MIN_SHARED_LENGTH
+    return False
+
+
+class ContentCache:
+    """Splits payloads on write and joins them on read, keeping decoded shared values."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+        self._refs: dict[str, dict[str, str]] = {}  # ``shared`` column text -> parsed (same item, many runs)
+
+    def split(self, conn: sqlite3.Connection, payload: Any, written: set[str] | None = None) -> tuple[str, str | None]:
+        """(payload JSON without the shared values, ``{field: hash}`` JSON or None). Inserts the
+        shared values into ``contents`` in the caller's transaction; ``written``: hashes already
+        inserted in that transaction (never across transactions: a rollback would lose them)."""
+        if not isinstance(payload, dict):
+            return _dumps(payload), None
+        stored, shared = payload, {}
+        for key in SHARED_FIELDS:
+            value = payload.get(key)
+            if not _shareable(value):
+                continue
+            text = _dumps(value)
+            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_LENGTH]
+            if written is None or digest not in written:
+                conn.execute("INSERT OR IGNORE INTO contents (hash, value) VALUES (?, ?)", (digest, text))
+                if written is not None:
+                    written.add(digest)
+            if stored is payload:
+                stored = dict(payload)
+            stored[key] = None
+            shared[key] = digest
+        return _dumps(stored), (json.dumps(shared, separators=(",", ":")) if shared else None)
+
+    def _fetch(self, conn: sqlite3.Connection, digests: set[str]) -> None:
+        if len(self._values) + len(digests) > CACHE_LIMIT:
+            self._values.clear()
+            self._refs.clear()
+        wanted = list(digests)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows = conn.execute(
+                f"SELECT hash, value FROM contents WHERE hash IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            for digest, text in rows:
+                self._values[digest] = loads(text)
+        missing = [d for d in wanted if d not in self._values]
+        if missing:
+            raise sqlite3.DatabaseError(f"shared content {missing[0]} is missing from the store (damaged database)")
+
+    def resolve(self, conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str | None]]) -> list[tuple[str, Any]]:
+        """``(item_id, payload)`` from ``(item_id, payload JSON, shared JSON)`` rows."""
+        refs_of = self._refs
+        if len(refs_of) > CACHE_LIMIT:
+            refs_of.clear()
+        rows = [(item_id, payload, (refs_of.get(shared) or refs_of.setdefault(shared, loads(shared))) if shared else None)
+                for item_id, payload, shared in rows]
+        needed = {d for _, _, refs in rows if refs for d in refs.values() if d not in self._values}
+        if needed:
+            self._fetch(conn, needed)
+        values = self._values
+        out = []
+        for item_id, payload, refs in rows:
+            value = loads(payload)
+            if refs:
+                for key, digest in refs.items():
+                    shared = values[digest]
+                    value[key] = list(shared) if isinstance(shared, list) else shared  # lists: the caller's own copy
+            out.append((item_id, value))
+        return out
+
+
+# -- schema version 2 ---------------------------------------------------------------------------
+
+
+def share_existing_samples(conn: sqlite3.Connection) -> None:
+    """Data step of the migration to version 2: move shared values of existing samples into
+    ``contents`` (payloads read back unchanged)."""
+    cache = ContentCache()
+    written: set[str] = set()
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, payload FROM samples WHERE rowid > ? AND shared IS NULL ORDER BY rowid LIMIT 2000", (last,)
+        ).fetchall()
+        if not rows:
+            break
+        for rowid, payload in rows:
+            stored, shared = cache.split(conn, json.loads(payload), written)
+            if shared is not None:
+                conn.execute("UPDATE samples SET payload=?, shared=? WHERE rowid=?", (stored, shared, rowid))
+        last = rows[-1][0]
+
+
+MIGRATION_2: list[Any] = [
+    "CREATE TABLE IF NOT EXISTS contents (hash TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "ALTER TABLE samples ADD COLUMN shared TEXT",
+    """CREATE TABLE IF NOT EXISTS run_item_sets (
+        run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        n_items INTEGER NOT NULL,
+        items_hash TEXT
+    )""",
+    share_existing_samples,
+]
+
+
+# -- item sets ----------------------------------------------------------------------------------
+
+
+def item_set_hash(item_ids: Iterable[str]) -> str | None:
+    """Identity of a set of item ids (order-free): the first 10 hex digits of the sha256 of the
+    sorted ids as compact JSON."""
+    ids = sorted(item_ids)
+    if not ids:
+        return None
+    text = json.dumps(ids, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+def forget_item_set(conn: sqlite3.Connection, run_id: str) -> None:
+    """A run's items changed: its cached item set is stale."""
+    conn.execute("DELETE FROM run_item_sets WHERE run_id=?", (run_id,))
+
+
+def item_sets(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, tuple[int, str | None]]:
+    """run id -> (n_items, items_hash); computed from the item ids (not the payloads) and cached
+    for a run that has none cached yet."""
+    out: dict[str, tuple[int, str | None]] = {}
+    has_cache = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='run_item_sets'").fetchone()
+    for start in range(0, len(run_ids) if has_cache else 0, 500):
+        chunk = run_ids[start:start + 500]
+        rows = conn.execute(
+            f"SELECT run_id, n_items, items_hash FROM run_item_sets WHERE run_id IN ({','.join('?' * len(chunk))})", chunk
+        ).fetchall()
+        out.update({run_id: (n, digest) for run_id, n, digest in rows})
+    for run_id in run_ids:
+        if run_id in out:
+            continue
+        ids = [r[0] for r in conn.execute("SELECT item_id FROM samples WHERE run_id=?", (run_id,))]
+        out[run_id] = (len(ids), item_set_hash(ids))
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO run_item_sets (run_id, n_items, items_hash) SELECT ?, ?, ? WHERE EXISTS"
+                " (SELECT 1 FROM runs WHERE id=?)", (run_id, *out[run_id], run_id),
+            )
+        except sqlite3.OperationalError:
+            pass  # a read-only (or not yet migrated) store: computed every time, without reading payloads
+    return out
