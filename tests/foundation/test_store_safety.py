@@ -177,8 +177,8 @@ BAD_IMPORTS = {
     "status weird": (lambda d: d["run"].__setitem__("status", "weird"), "unknown status 'weird'"),
     "run id escapes": (lambda d: d["run"].__setitem__("id", "../../evil"), "run id '../../evil'"),
     "run id with NUL": (lambda d: d["run"].__setitem__("id", "a\x00b"), "run id"),
-    "NaN metric": (lambda d: d["run"]["metrics"]["score_mean"].__setitem__("value", float("nan")), "score_mean"),  # the reader refuses it (field run.metrics.score_mean.value); the store would too
-    "NaN in payload": (lambda d: d["samples"][0]["payload"].__setitem__("score", float("inf")), "payload.score"),  # refused by the reader, naming the field
+    "NaN metric": (lambda d: d["run"]["metrics"]["score_mean"].__setitem__("value", float("nan")), "field 'run.metrics.score_mean.value': is nan"),
+    "NaN in payload": (lambda d: d["samples"][0]["payload"].__setitem__("score", float("inf")), "field 'samples[0].payload.score': is inf"),
     "score out of range": (lambda d: d["samples"][0]["payload"].__setitem__("score", 500), "field 'score'"),
     "duplicate item": (lambda d: d["samples"].append(copy.deepcopy(d["samples"][0])), "appears twice"),
     "metrics not an object": (lambda d: d["run"].__setitem__("metrics", [1]), "run.metrics' must be a JSON object"),
