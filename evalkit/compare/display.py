@@ -97,7 +97,7 @@ def print_table(rows: list[dict[str, Any]], model_a: str, model_b: str) -> None:
     out = console()
     if not out.is_terminal:
         out.width = 150  # a file or pipe has no width to fit; rich would assume 80 and fold every column
-    out.print(fit_words(table))
+    out.print(fit_words(table, out.width))
     # notes are prose: let the terminal wrap them, so a pipe or file gets whole lines
     for note in notes:
         out.print(Text(f"* {note}"), soft_wrap=True)
