@@ -38,6 +38,7 @@ from finetune.data import split_records
 from finetune.dataset import encode_text, epoch_batches
 from finetune.model import METADATA_FILE, MODEL_SIZES, load_model, random_model, read_metadata, save_checkpoint_dir, tokenizer_spec_for
 from finetune.plot import plot_losses
+from finetune.precision import resolve_precision
 from finetune.prompts import get_style
 from finetune.train import (
     LOG_FILE,
@@ -261,6 +262,7 @@ def train_dpo(
     train_set = PreferenceDataset(split["train"], encoding, prompt_style)
     val_set = PreferenceDataset(split["val"], encoding, prompt_style)
     dist_info, dev = _init_distributed(device)
+    precision = resolve_precision(precision, dev.type)  # 'auto' means bf16 only where the hardware has it
     if batch_size % dist_info.world:
         raise EvalkitError(f"batch_size {batch_size} is not divisible by the {dist_info.world} processes")
     if len(train_set) < batch_size:
@@ -274,6 +276,7 @@ def train_dpo(
         "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay, "max_length": max_length,
         "bucket": bucket, "grad_accum": grad_accum, "seed": seed, "eval_every": eval_every, "eval_batches": eval_batches,
         "dropout": dropout, "max_steps": max_steps, "warmup_steps": warmup_steps, "schedule": schedule,
+        "precision": precision,
         "records_hash": content_hash([[r["instruction"], r["input"], r["chosen"], r["rejected"]] for r in records]),
     }
     lora = None

@@ -91,6 +91,8 @@ def autocast(device_type: str, precision: str) -> AbstractContextManager:
     run in ``precision`` while the weights stay fp32."""
     if precision == "fp32":
         return nullcontext()
+    if precision not in ("bf16", "fp16"):  # 'auto' must be resolved first, never read as fp16
+        raise EvalkitError(f"autocast needs a resolved precision (fp32, bf16 or fp16), not {precision!r}")
     import torch
 
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16

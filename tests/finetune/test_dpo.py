@@ -148,7 +148,7 @@ def test_ddp_two_cpu_processes_match_one_process(tmp_path, preference_file):
                     save_every=3, lr=1e-3, weight_decay=0.1, epochs=2, progress=False)  # the CLI's defaults for the rest
     proc = subprocess.Popen(
         [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "evalkit", "--store", str(tmp_path / "db"), "finetune",
-         "--method", "dpo", "--model", "gpt2-tiny", "--init", "random", "--data", str(preference_file), "--limit", "60",
+         "--format", "json", "--method", "dpo", "--model", "gpt2-tiny", "--init", "random", "--data", str(preference_file), "--limit", "60",
          "--batch-size", "4", "--max-length", "48", "--max-steps", "3", "--eval-every", "3", "--eval-batches", "1",
          "--save-every", "3", "--lr", "1e-3", "--no-progress", "--out", str(tmp_path / "ddp")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},

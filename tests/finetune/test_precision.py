@@ -98,7 +98,7 @@ def test_bf16_changes_the_losses_within_tolerance_and_is_recorded(tmp_path, book
 
 def test_cli_prints_and_reports_the_precision(tmp_path, book_data_file, run_cli, cpu_bf16):
     cpu_bf16(False)
-    args = ["finetune", "--model", "gpt2-tiny", "--init", "random", "--data", book_data_file, "--limit", "20",
+    args = ["finetune", "--format", "json", "--model", "gpt2-tiny", "--init", "random", "--data", book_data_file, "--limit", "20",
             "--batch-size", "2", "--max-length", "16", "--max-steps", "1", "--out", tmp_path / "out", "--no-progress"]
     rc, stdout, stderr = run_cli(*args)
     assert rc == 0, stderr
