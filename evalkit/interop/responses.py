@@ -109,8 +109,9 @@ def import_responses(store: ResultsStore, path: str | Path, *, name: str | None 
         samples[item_id] = {**record, "generator": name, "prompt": None, "tokens": None, "seconds": None}
     if duplicates:
         print(
-            f"evalkit: {path}: records {', '.join(map(str, duplicates[:10]))} repeat an earlier instruction and input;"
-            " kept the first of each",
+            f"evalkit: {path}: {'record' if len(duplicates) == 1 else 'records'} {', '.join(map(str, duplicates[:10]))}"
+            f"{' ...' if len(duplicates) > 10 else ''} {'repeats' if len(duplicates) == 1 else 'repeat'} an earlier"
+            " instruction and input; kept the first of each",
             file=sys.stderr,
         )
     n = len(samples)

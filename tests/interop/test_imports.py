@@ -116,7 +116,7 @@ def test_import_book_responses_cli(run_cli, tmp_path):
     assert rc == 2 and "pass --name" in err
     rc, out, err = run_cli("import", "responses", path, "--name", "gpt2-medium-book")
     assert rc == 0, err
-    assert "field 'model_response'" in err and "records 99 repeat an earlier instruction" in err
+    assert "field 'model_response'" in err and "record 99 repeats an earlier instruction" in err
     from evalkit.store import ResultsStore
 
     with ResultsStore(tmp_path / "evalkit.db") as store:
