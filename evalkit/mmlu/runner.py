@@ -190,13 +190,13 @@ def run_mmlu(
     if not (batch_size == "auto" or (isinstance(batch_size, int) and batch_size >= 1)):
         raise EvalkitError(f"--batch-size must be 'auto' or a positive integer, got {batch_size!r}")
     started = time.perf_counter()
-    if data is None:
-        _require_hub_data()
     extra_args = parse_model_args(model_args)
     precision, precision_args = precision_model_args(precision, extra_args)
     load_args = {**extra_args, **precision_args}
     catalog = load_catalog()
     task_set, data_config = select_tasks(catalog, subjects=subjects, categories=categories, data=data, num_fewshot=num_fewshot)
+    if data is None:  # after the subjects are checked: a typo is named before the missing data
+        _require_hub_data()
     source: ModelSource = resolve_model(model, store=store)
     config = {  # what makes two runs' numbers comparable (and what an unfinished run is resumed by)
         "eval_set": "mmlu",

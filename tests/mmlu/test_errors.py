@@ -67,7 +67,7 @@ def test_malformed_record_names_file_line_and_field(tmp_path, record, field, mes
 
 def test_line_that_is_not_json(tmp_path):
     folder = _folder_with(tmp_path, raw=json.dumps(GOOD) + "\n{not json\n")
-    with pytest.raises(InputError, match=r"test.jsonl, line 2: not valid JSON"):
+    with pytest.raises(InputError, match=r"test.jsonl: line 2: not valid JSON"):
         read_local_mmlu(folder, set(load_catalog().subjects))
 
 
