@@ -398,8 +398,6 @@ def train(
     if batch_size % dist_info.world:
         raise EvalkitError(f"batch_size {batch_size} is not divisible by the {dist_info.world} processes")
     precision = resolve_precision(precision, dev.type)
-    if dist_info.main:
-        print(f"precision: {describe_precision(precision, dev.type)}", file=sys.stderr)
     prompt_style = get_style(style)
     size = model_size or (str(model) if init == "random" else None)
     if init == "random" and size not in MODEL_SIZES:
@@ -477,6 +475,8 @@ def train(
     lm.to(dev)
     lm.train()
     timeline.mark("model_ready")
+    if dist_info.main:  # only once every input is checked: bad input stays one line
+        print(f"precision: {describe_precision(precision, dev.type)}", file=sys.stderr)
 
     batches_per_epoch = len(epoch_batches(lengths, batch_size, seed=seed, epoch=0, bucket=bucket))
     steps_per_epoch = math.ceil(batches_per_epoch / grad_accum)
