@@ -108,7 +108,7 @@ def _book_loop(model_size: str, encoded: list[list[int]], batches: list[list[int
         steps += 1
         if steps == len(batches):
             break
-    return {"seconds": time.perf_counter() - started, "trained": trained, "steps": steps, "loss": float(loss)}
+    return {"seconds": time.perf_counter() - started, "trained": trained, "steps": steps, "loss": loss.item()}
 
 
 def _evalkit_command(model_size: str, precision: str, steps: int) -> dict:
@@ -119,7 +119,7 @@ def _evalkit_command(model_size: str, precision: str, steps: int) -> dict:
             "--init", "random", "--model", model_size, "--bucket", "--data", str(DATA), "--batch-size", str(BATCH_SIZE),
             "--max-length", str(MAX_LENGTH), "--max-steps", str(steps), "--eval-every", str(steps),
             "--eval-batches", str(EVAL_BATCHES), "--seed", str(SEED), "--precision", precision,
-            "--out", str(Path(tmp) / "out"), "--no-progress",
+            "--out", str(Path(tmp) / "out"), "--no-progress", "--format", "json",
         ] + (["--tokenizer", TOKENIZER] if TOKENIZER else [])
         began = time.perf_counter()
         proc = subprocess.run(args, capture_output=True, text=True, timeout=3600)
@@ -132,9 +132,33 @@ def _evalkit_command(model_size: str, precision: str, steps: int) -> dict:
         "seconds": summary["train_seconds"], "trained": summary["trained_tokens"], "steps": summary["steps"],
         "loss": summary["last_step_loss"], "val_loss": summary["val_loss"], "precision": summary["precision"],
         "to_first_step": timings["startup_seconds"], "startup_cpu": timings["startup_cpu_seconds"],
+        "first_step": timings.get("first_step_seconds"),
         "shutdown": wall - timings["last_step"],  # last step -> the command's exit
         "final_eval": timings.get("final_evaluation_seconds"), "wall": wall,
+        "marks": {k: timings[k] for k in ("train_called", "data_ready", "model_ready", "ready_to_train") if k in timings},
     }
+
+
+# what the start-up is made of: each a fresh interpreter, so imports are paid in full
+_IMPORT_STEPS = {
+    "python": "pass",
+    "+ import torch": "import torch",
+    "+ import evalkit CLI": "import torch, evalkit.cli",
+    "+ transformers' GPT-2": "import torch, evalkit.cli, transformers.models.gpt2.modeling_gpt2",
+}
+
+
+def import_profile(repeats: int = 3) -> dict[str, float]:
+    """Wall seconds of a fresh interpreter doing each cumulative step (best of ``repeats``)."""
+    seconds = {}
+    for name, code in _IMPORT_STEPS.items():
+        best = float("inf")
+        for _ in range(repeats):
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            best = min(best, time.perf_counter() - began)
+        seconds[name] = best
+    return seconds
 
 
 def run() -> dict:
@@ -165,6 +189,7 @@ def run() -> dict:
         measured[(size, "auto")] = measured[(size, "fp32")] if auto == "fp32" else _evalkit_command(size, "auto", STEPS[size])
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
         peaks[name] = max(peaks[name], run_forked(matmul_peak, dtype)[0])
+    imports = import_profile()
 
     rows, ratios = [], {}
     for (size, loop), m in measured.items():
@@ -177,7 +202,8 @@ def run() -> dict:
             "model": size, "loop": label, "steps": m["steps"], "trained tokens/s": tps,
             "x book": tps / (measured[(size, "book")]["trained"] / measured[(size, "book")]["seconds"]),
             "GFLOP/s": flops / 1e9, "MFU": flops / peaks[computes_in],
-            "to first step s": m.get("to_first_step"), "shutdown s": m.get("shutdown"),
+            "to first step s": m.get("to_first_step"), "first step s": m.get("first_step"),
+            "shutdown s": m.get("shutdown"), "final eval s": m.get("final_eval"),
             "last-step loss": m["loss"], "val loss": m.get("val_loss"),
         })
     fp32, auto_m = measured[("gpt2", "fp32")], measured[("gpt2", "auto")]
@@ -187,6 +213,10 @@ def run() -> dict:
     ratios["gpt2 auto / book trained tokens/s"] = rows[-1]["x book"]
     ratios["gpt2 auto vs fp32 last-step loss"] = f"{(auto_m['loss'] - fp32['loss']) / fp32['loss']:+.3%}"
     ratios["gpt2 fp32: process CPU seconds to first step"] = f"{fp32['startup_cpu']:.2f}"
+    ratios["gpt2 fp32: start-up moments (s since process start)"] = ", ".join(f"{k} {v:.2f}" for k, v in fp32["marks"].items())
+    ratios["start-up imports, fresh interpreter (s)"] = ", ".join(f"{k} {v:.2f}" for k, v in imports.items())
+    if fp32["final_eval"] is not None:
+        ratios["gpt2 fp32: shutdown without the final evaluation (s)"] = f"{fp32['shutdown'] - fp32['final_eval']:.2f}"
     ratios["gpt2 fp32: final evaluation seconds (in shutdown)"] = f"{fp32['final_eval']:.2f}" if fp32["final_eval"] is not None else "-"
     return {
         "title": f"fine-tuning GPT-2 (random init), batch {BATCH_SIZE}, book data, torch threads {threads}; "

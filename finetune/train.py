@@ -599,6 +599,8 @@ def train(
                     epoch, next_batch = epoch + 1, 0
                     continue
                 step_began = time.perf_counter()
+                if step == step_at_start:
+                    timeline.mark("first_step_began")
                 group = batches[next_batch : next_batch + grad_accum]
                 micro = [
                     collate_batch([train_set[i] for i in b[dist_info.rank * per_rank : (dist_info.rank + 1) * per_rank]],
@@ -751,19 +753,25 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _timings(timeline: _Timeline) -> dict[str, float]:
-    """The training summary's timings: the moments, and the two spans the start-up and shutdown
-    budgets are about (process start -> first optimizer step; last step -> return)."""
+    """The training summary's timings: the moments, and the spans the start-up and shutdown
+    budgets are about. ``startup_seconds`` is the tax before any training (process start -> the
+    first optimizer step begins); ``first_step_seconds`` that step itself (pure compute, the same
+    as any other step's). ``shutdown_seconds`` is last step -> return; the final evaluation in it
+    is work the user asked for (``--eval-batches``), so ``shutdown_overhead_seconds`` leaves it out."""
     marks = dict(timeline.marks)
     marks["returned"] = timeline.mark("returned")
     cpu = timeline.cpu
-    if "first_step" in marks:
-        marks["startup_seconds"] = marks["first_step"]
-        marks["startup_cpu_seconds"] = cpu["first_step"]
+    if "first_step_began" in marks:
+        marks["startup_seconds"] = marks["first_step_began"]
+        marks["startup_cpu_seconds"] = cpu["first_step_began"]
+    if "first_step" in marks and "first_step_began" in marks:
+        marks["first_step_seconds"] = round(marks["first_step"] - marks["first_step_began"], 3)
     if "last_step" in marks:
         marks["shutdown_seconds"] = round(marks["returned"] - marks["last_step"], 3)
         marks["shutdown_cpu_seconds"] = round(cpu["returned"] - cpu["last_step"], 3)
         if "evaluated" in marks and marks["evaluated"] >= marks["last_step"]:
             marks["final_evaluation_seconds"] = round(marks["evaluated"] - marks["last_step"], 3)
+            marks["shutdown_overhead_seconds"] = round(marks["shutdown_seconds"] - marks["final_evaluation_seconds"], 3)
     return marks
 
 

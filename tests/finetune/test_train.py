@@ -216,9 +216,12 @@ def test_final_model_is_written_once_and_the_run_is_timed(baseline):
     state = torch.load(checkpoint / "training_state.pt", weights_only=True)
     assert state["step"] == 6 and state["optimizer"] is None and state["scheduler"] is not None
     t = result.timings
-    assert 0 <= t["train_called"] <= t["data_ready"] <= t["model_ready"] <= t["ready_to_train"] <= t["first_step"]
+    assert 0 <= t["train_called"] <= t["data_ready"] <= t["model_ready"] <= t["ready_to_train"] <= t["first_step_began"] <= t["first_step"]
     assert t["first_step"] <= t["last_step"] <= t["evaluated"] <= t["returned"]
-    assert t["startup_seconds"] == t["first_step"] and t["shutdown_seconds"] == pytest.approx(t["returned"] - t["last_step"], abs=2e-3)
+    assert t["startup_seconds"] == t["first_step_began"]
+    assert t["first_step_seconds"] == pytest.approx(t["first_step"] - t["first_step_began"], abs=2e-3)
+    assert t["shutdown_seconds"] == pytest.approx(t["returned"] - t["last_step"], abs=2e-3)
+    assert t["shutdown_overhead_seconds"] == pytest.approx(t["shutdown_seconds"] - t["final_evaluation_seconds"], abs=2e-3)
     assert t["startup_cpu_seconds"] > 0 and result.last_step_loss > 0
 
 
