@@ -190,14 +190,20 @@ def run() -> dict:
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
         peaks[name] = max(peaks[name], run_forked(matmul_peak, dtype)[0])
     imports = import_profile()
+    return summarise(measured, peaks, imports, auto=auto, threads=threads)
 
+
+def summarise(measured: dict[tuple[str, str], dict], peaks: dict[str, float], imports: dict[str, float], *,
+              auto: str, threads: int) -> dict:
+    """The table and ratios of the measured loops (apart from ``run`` so it can be checked on
+    figures without measuring them again)."""
     rows, ratios = [], {}
     for (size, loop), m in measured.items():
         tps = m["trained"] / m["seconds"]
         computes_in = "fp32" if loop == "book" else m["precision"]
         flops = 6 * matmul_params(size) * tps
         label = {"book": "book-style loop (baseline)", "fp32": "evalkit --precision fp32",
-                 "auto": f"evalkit --precision auto (= {m['precision']})"}[loop]
+                 "auto": f"evalkit --precision auto (= {m.get('precision')})"}[loop]
         rows.append({
             "model": size, "loop": label, "steps": m["steps"], "trained tokens/s": tps,
             "x book": tps / (measured[(size, "book")]["trained"] / measured[(size, "book")]["seconds"]),

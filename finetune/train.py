@@ -40,7 +40,7 @@ from finetune.collate import IGNORE_INDEX, collate_batch
 from finetune.data import load_records, split_records
 from finetune.dataset import InstructionDataset, epoch_batches, padding_fraction
 from finetune.model import MODEL_SIZES, METADATA_FILE, load_model, random_model, read_metadata, save_checkpoint_dir, tokenizer_spec_for, write_metadata
-from finetune.plot import plot_losses
+from finetune.plot import plot_losses, prepare_plotting
 from finetune.precision import autocast as autocast_context
 from finetune.precision import describe as describe_precision
 from finetune.precision import resolve_precision
@@ -641,8 +641,10 @@ def train(
                 if bar is not None:
                     rate = (tokens_seen - tokens_at_start) / max(time.perf_counter() - started, 1e-9)
                     bar.update(task, completed=step, info=f"loss {step_loss:.3f}  {rate:,.0f} tok/s")
-                if step == total_steps:  # written while the final evaluation runs
+                if step == total_steps:  # written (and the plotting library loaded) while the final evaluation runs
                     final_save, final_started = write_checkpoint(final=True), True
+                    if dist_info.main:
+                        prepare_plotting()
                 if step % eval_every == 0 or step == total_steps:
                     evaluate()
                     timeline.mark("evaluated")
