@@ -39,7 +39,10 @@ from finetune.checkpoint import STATE_FILE, checkpoints_dir, latest_checkpoint, 
 from finetune.collate import IGNORE_INDEX, collate_batch
 from finetune.data import load_records, split_records
 from finetune.dataset import InstructionDataset, epoch_batches, padding_fraction
-from finetune.model import MODEL_SIZES, METADATA_FILE, load_model, random_model, read_metadata, save_checkpoint_dir, tokenizer_spec_for, write_metadata
+from finetune.model import (
+    MODEL_SIZES, METADATA_FILE, load_model, random_model, read_metadata, save_checkpoint_dir, tokenizer_spec_for, use_fused_gelu,
+    write_metadata,
+)
 from finetune.plot import plot_losses, prepare_plotting
 from finetune.precision import autocast as autocast_context
 from finetune.precision import describe as describe_precision
@@ -467,6 +470,7 @@ def train(
         lm = random_model(size, seed=seed, dropout=dropout)
     else:
         lm, _ = load_model(model, dropout=dropout)
+    use_fused_gelu(lm)
     context = getattr(lm.config, "n_positions", None)
     if max_length is not None and context is not None and max_length > context:  # checked before any run exists
         raise EvalkitError(f"--max-length {max_length} exceeds the model's context length ({context} tokens)")
