@@ -22,6 +22,7 @@ the matmul peak of the precision the loop computes in.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -111,7 +112,7 @@ def _book_loop(model_size: str, encoded: list[list[int]], batches: list[list[int
     return {"seconds": time.perf_counter() - started, "trained": trained, "steps": steps, "loss": loss.item()}
 
 
-def _evalkit_command(model_size: str, precision: str, steps: int) -> dict:
+def _evalkit_command(model_size: str, precision: str, steps: int, extra: tuple[str, ...] = ()) -> dict:
     """``evalkit finetune`` as a user runs it; timings from its summary line and from outside."""
     with tempfile.TemporaryDirectory() as tmp:
         args = [
@@ -119,7 +120,7 @@ def _evalkit_command(model_size: str, precision: str, steps: int) -> dict:
             "--init", "random", "--model", model_size, "--bucket", "--data", str(DATA), "--batch-size", str(BATCH_SIZE),
             "--max-length", str(MAX_LENGTH), "--max-steps", str(steps), "--eval-every", str(steps),
             "--eval-batches", str(EVAL_BATCHES), "--seed", str(SEED), "--precision", precision,
-            "--out", str(Path(tmp) / "out"), "--no-progress", "--format", "json",
+            "--out", str(Path(tmp) / "out"), "--no-progress", "--format", "json", *extra,
         ] + (["--tokenizer", TOKENIZER] if TOKENIZER else [])
         began = time.perf_counter()
         proc = subprocess.run(args, capture_output=True, text=True, timeout=3600)
@@ -161,7 +162,15 @@ def import_profile(repeats: int = 3) -> dict[str, float]:
     return seconds
 
 
-def run() -> dict:
+def _options(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks finetune_train")
+    p.add_argument("--compile", action="append", default=[], choices=list(STEPS), metavar="SIZE",
+                   help="also run `evalkit finetune --compile` (torch.compile) on this model size; repeatable")
+    return p.parse_args(argv or [])
+
+
+def run(argv: list[str] | None = None) -> dict:
+    options = _options(argv)
     from evalkit.assets import get_tokenizer
     from finetune import InstructionDataset, epoch_batches, load_records, split_records
     from finetune.precision import resolve_precision
@@ -187,6 +196,9 @@ def run() -> dict:
         print(f"{size} evalkit fp32: {measured[(size, 'fp32')]}", file=sys.stderr, flush=True)
         # auto: run only where it is not fp32 (else it is the same command as the row above)
         measured[(size, "auto")] = measured[(size, "fp32")] if auto == "fp32" else _evalkit_command(size, "auto", STEPS[size])
+        if size in options.compile:  # compiling is paid before the first step: it shows in "to first step"
+            measured[(size, "compile")] = _evalkit_command(size, "fp32", STEPS[size], extra=("--compile",))
+            print(f"{size} evalkit fp32 --compile: {measured[(size, 'compile')]}", file=sys.stderr, flush=True)
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
         peaks[name] = max(peaks[name], run_forked(matmul_peak, dtype)[0])
     imports = import_profile()
@@ -203,7 +215,8 @@ def summarise(measured: dict[tuple[str, str], dict], peaks: dict[str, float], im
         computes_in = "fp32" if loop == "book" else m["precision"]
         flops = 6 * matmul_params(size) * tps
         label = {"book": "book-style loop (baseline)", "fp32": "evalkit --precision fp32",
-                 "auto": f"evalkit --precision auto (= {m.get('precision')})"}[loop]
+                 "auto": f"evalkit --precision auto (= {m.get('precision')})",
+                 "compile": "evalkit --precision fp32 --compile"}[loop]
         rows.append({
             "model": size, "loop": label, "steps": m["steps"], "trained tokens/s": tps,
             "x book": tps / (measured[(size, "book")]["trained"] / measured[(size, "book")]["seconds"]),
@@ -216,7 +229,7 @@ def summarise(measured: dict[tuple[str, str], dict], peaks: dict[str, float], im
     ratios["peak fp32 GFLOP/s"] = f"{peaks['fp32'] / 1e9:.0f}"
     ratios[f"peak bf16 GFLOP/s ({peak_size(torch.bfloat16)}x{peak_size(torch.bfloat16)})"] = f"{peaks['bf16'] / 1e9:.1f}"
     ratios["auto resolves to"] = auto
-    ratios["gpt2 auto / book trained tokens/s"] = rows[-1]["x book"]
+    ratios["gpt2 auto / book trained tokens/s"] = next(r["x book"] for r in rows if r["model"] == "gpt2" and r["loop"].startswith("evalkit --precision auto"))
     ratios["gpt2 auto vs fp32 last-step loss"] = f"{(auto_m['loss'] - fp32['loss']) / fp32['loss']:+.3%}"
     ratios["gpt2 fp32: process CPU seconds to first step"] = f"{fp32['startup_cpu']:.2f}"
     ratios["gpt2 fp32: start-up moments (s since process start)"] = ", ".join(f"{k} {v:.2f}" for k, v in fp32["marks"].items())
