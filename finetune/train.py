@@ -237,6 +237,12 @@ class TokenLoss(torch.nn.Module):
         return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
 
 
+def _diverged(what: str, step: int, lr: float) -> EvalkitError:
+    # never stored as a number: the run is marked failed, and what was logged before it stays
+    return EvalkitError(f"training diverged: the {what} is not a finite number at step {step} "
+                        f"(--lr {lr:g}; start again with a lower one); the losses logged before it are kept")
+
+
 def _adamw(params, *, lr: float, weight_decay: float) -> torch.optim.AdamW:
     """The book's AdamW, with torch's fused kernel: the same update in one pass over each tensor
     instead of a dozen (on a 2-core CPU, 0.8 s instead of 3.7 s of CPU per GPT-2 124M step)."""
@@ -568,6 +574,9 @@ def train(
                 "val_loss": _mean_batch_loss(lm, eval_val, dev, autocast),
                 "lr": scheduler.get_last_lr()[0],
             }
+            for name in ("train_loss", "val_loss"):
+                if entry[name] is not None and not math.isfinite(entry[name]):
+                    raise _diverged({"train_loss": "train-set loss", "val_loss": "validation loss"}[name], step, lr)
             log.append(entry)
             _append_log(log_path, entry)
             if run is not None:
@@ -626,6 +635,10 @@ def train(
                         loss = _loss_sum(forward_model, inputs.to(dev), targets.to(dev), autocast) * (dist_info.world / max(n_tokens, 1))
                         (scaler.scale(loss) if scaler is not None else loss).backward()
                     step_loss += float(loss.detach()) / dist_info.world
+                # fp16's scaler skips a step whose gradients overflowed; otherwise a loss that is
+                # not a number has diverged: stop before the step spreads it into the weights
+                if scaler is None and _all_sum([float(not math.isfinite(step_loss))], dist_info, dev)[0]:
+                    raise _diverged("training loss", step + 1, lr)
                 if scaler is not None:
                     scaler.step(optimizer)
                     scaler.update()
