@@ -75,6 +75,9 @@ def test_ctrl_c_keeps_items_and_says_how_to_resume(tmp_path):
             [sys.executable, "-m", "evalkit", "--store", str(db), "judge", "--responses", str(book), "--host", server.url,
              "--concurrency", "1", "--no-progress"],
             env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            # as from a terminal: a suite started in the background (`cmd &` in a script) passes
+            # SIGINT down ignored, and Python then never raises KeyboardInterrupt
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         try:
             assert wait_until(lambda: server.judge_calls >= 4 or child.poll() is not None, timeout=60)
