@@ -188,7 +188,7 @@ def _head_to_head_runs(store: ResultsStore, model_a: str, model_b: str) -> list[
     found = []
     for model, other in ((model_a, model_b), (model_b, model_a)):
         for run in store.list_runs(kind="judge-pairwise", model=model, status="done"):
-            references = {p.get("generator_1") for _, p in store.samples(run.id)}
+            references = {p.get("generator_1") for _, p in store.item_values(run.id)}
             if run.config.get("reference") == other or references == {other}:
                 found.append(run)
     return found
@@ -237,7 +237,7 @@ def _judge_pairwise_paired(paired: PairedRuns, *, rounds, rng, level) -> dict:
 
 def _head_to_head(store, run: RunRecord, model_a, model_b, *, rounds, rng, level) -> dict:
     b_wins = []
-    for item, payload in store.samples(run.id):
+    for item, payload in store.item_values(run.id):
         value = preference_value(payload, run, item)
         if value is None:
             continue

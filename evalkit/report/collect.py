@@ -76,6 +76,6 @@ def collect_runs(store: ResultsStore, runs: Sequence[str] | None = None, *, incl
     for r in records:
         baseline = None
         if r.kind == "judge-pairwise" and not schema.comparability_values(r.kind, r.config).get("reference"):
-            baseline = _pairwise_baseline(out.samples(store, r.id))  # named per item only: read them
+            baseline = _pairwise_baseline(store.item_values(r.id))  # named per item only
         out.provenance[r.id] = provenance(r, baseline=baseline, item_set=item_sets[r.id])
     return out
