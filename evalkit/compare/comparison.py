@@ -323,8 +323,9 @@ def _bradley_terry_fits(store, battles, *, rounds: int, seed: int, progress: boo
 # The fits are also kept in the store's cache (keyed by the battles' content, rounds and seed):
 # the bootstrap refits Bradley-Terry a thousand times (seconds), and every `evalkit compare` of
 # any two models, and every report, needs the same fits until the votes change. Floats go
-# through JSON exactly (repr round-trips), so a cached fit gives the same numbers.
-_BT_STORE_KEY = "compare/bradley-terry/v1/"
+# through JSON exactly (repr round-trips), so a cached fit gives the same numbers. v2: fits by
+# Newton's method (evalkit.metrics.bradley_terry), which differ from v1's in the fifth decimal.
+_BT_STORE_KEY = "compare/bradley-terry/v2/"
 
 
 def _stored_fits(store, key: tuple):
