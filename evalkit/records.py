@@ -50,9 +50,9 @@ class JsonSyntaxError(InputError):
 # Escapes that decode to something evalkit cannot store or trust: a lone UTF-16 surrogate (not
 # encodable as UTF-8), NaN / Infinity literals, and numbers that overflow to infinity (1e400, or a
 # mantissa of 309+ digits). Only text that matches is walked, so clean files cost one regex scan.
-# A JSON number never follows a letter or digit, so "5e524" inside a hex hash (lm-eval writes
+# A JSON number ends before any letter or digit, so "5e524" inside a hex hash (lm-eval writes
 # three per sample) is not taken for an exponent: otherwise nearly every line was walked.
-_SUSPECT = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity|(?<![0-9A-Za-z_.])\d+(?:\.\d*)?[eE][+]?\d{3}|\d{300}")
+_SUSPECT = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity|\d[eE][+]?\d{3,}(?![0-9A-Za-z])|\d{300}")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # one C-level scan per string, not a Python loop per character
 
 
