@@ -328,11 +328,16 @@ def bootstrap_bradley_terry(
 
         results = Parallel(n_jobs=n_jobs, return_as="generator")(delayed(_bootstrap_chunk)(agg, c) for c in chunks())
     parts, not_finite = [], 0
-    for ratings, bad in results:
-        parts.append(ratings)
-        not_finite += bad
-        if progress is not None:
-            progress(len(ratings))
+    from threadpoolctl import threadpool_limits
+
+    # one BLAS thread: the rounds' small matrices gain nothing from threads, which on a shared
+    # machine made the Newton steps several times slower
+    with threadpool_limits(limits=1):
+        for ratings, bad in results:
+            parts.append(ratings)
+            not_finite += bad
+            if progress is not None:
+                progress(len(ratings))
     out = np.concatenate(parts) if parts else np.empty((0, len(agg.models)))
     frame = pd.DataFrame(out, columns=agg.models)
     frame = frame[frame.median().sort_values(ascending=False).index]
