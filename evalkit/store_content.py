@@ -110,18 +110,26 @@ class ContentCache:
             refs_of.clear()
         rows = [(item_id, payload, (refs_of.get(shared) or refs_of.setdefault(shared, loads(shared))) if shared else None)
                 for item_id, payload, shared in rows]
-        needed = {d for _, _, refs in rows if refs for d in refs.values() if d not in self._values}
+        # the same references (an item's question, choices and prompt) recur in every model's run:
+        # check each distinct reference map once
+        distinct = {id(refs): refs for _, _, refs in rows if refs}
+        needed = {d for refs in distinct.values() for d in refs.values() if d not in self._values}
         if needed:
             self._fetch(conn, needed)
         values = self._values
+        fast_loads, slow_loads = orjson.loads, loads
         out = []
+        append = out.append
         for item_id, payload, refs in rows:
-            value = loads(payload)
+            try:
+                value = fast_loads(payload)
+            except orjson.JSONDecodeError:
+                value = slow_loads(payload)
             if refs:
                 for key, digest in refs.items():
                     shared = values[digest]
-                    value[key] = list(shared) if isinstance(shared, list) else shared  # lists: the caller's own copy
-            out.append((item_id, value))
+                    value[key] = shared[:] if type(shared) is list else shared  # lists: the caller's own copy
+            append((item_id, value))
         return out
 
 

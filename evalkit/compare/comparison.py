@@ -127,9 +127,16 @@ def _mmlu(store, model_a, model_b, *, rounds, rng, level, **_) -> dict:
     return _mmlu_paired(select_pair(store, "mmlu", model_a, model_b), rounds=rounds, rng=rng, level=level)
 
 
+def _correct(paired: PairedRuns, payloads: list[dict], run: RunRecord) -> np.ndarray:
+    try:
+        return np.array([bool(p["correct"]) for p in payloads], dtype=bool)  # no call per item: 14k items x many pairs
+    except KeyError:  # name the first item without it
+        return np.array([bool(_require(p, "correct", run, i)) for i, p in zip(paired.item_ids, payloads)], dtype=bool)
+
+
 def _mmlu_paired(paired: PairedRuns, *, rounds, rng, level) -> dict:
-    correct_a = np.array([bool(_require(p, "correct", paired.run_a, i)) for i, p in zip(paired.item_ids, paired.payloads_a)])
-    correct_b = np.array([bool(_require(p, "correct", paired.run_b, i)) for i, p in zip(paired.item_ids, paired.payloads_b)])
+    correct_a = _correct(paired, paired.payloads_a, paired.run_a)
+    correct_b = _correct(paired, paired.payloads_b, paired.run_b)
     row = compare_accuracy(correct_a, correct_b, rounds=rounds, rng=rng, level=level)
     categories = np.array([str(p.get("category") or "unknown") for p in paired.payloads_a])
     row["detail"]["categories"] = [

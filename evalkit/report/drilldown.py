@@ -139,6 +139,7 @@ class Drilldown:
     _store: ResultsStore = field(repr=False)
     _collected: Collected = field(repr=False)
     _shared_index: dict[Any, int] = field(repr=False)
+    _columns: dict[str, list[list[Any]]] = field(default_factory=dict, repr=False)  # run -> its field columns, from the build
 
     def blocks(self) -> Iterator[tuple[str, list[Any]]]:
         for record in self._collected.runs:
@@ -151,8 +152,9 @@ class Drilldown:
         samples = self._collected.samples(self._store, record.id)
         index = self._shared_index
         columns: list[list[Any]] = [[item_id for item_id, _ in samples]]
-        for name, text in zip(meta["fields"], meta["text"]):
-            column = [p.get(name) for _, p in samples]
+        built = self._columns.pop(record.id, None)
+        for k, (name, text) in enumerate(zip(meta["fields"], meta["text"])):
+            column = built[k] if built is not None else [p.get(name) for _, p in samples]
             if text:
                 if name in RAW_FIELDS:
                     column = [_cut(v, record.id) if type(v) is str else v for v in column]
@@ -168,13 +170,16 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
     uses: Counter = Counter()  # text -> occurrences in all runs, in order of first use (gzip then
     first_kind: dict[Any, str] = {}  # sees a question beside its prompt and compresses the repeat)
     distinct_of: dict[str, dict[Any, None]] = {}  # run -> its shareable texts, each once
+    columns_of: dict[str, list[list[Any]]] = {}  # kept for the rows (the values are the samples' own)
     for record in collected.runs:
         samples = collected.samples(store, record.id)
         fields = _fields(record.kind, samples)
         is_text = []
         key_columns = []
+        columns_of[record.id] = []
         for name in fields:
             column = [p.get(name) for _, p in samples]
+            columns_of[record.id].append(column)
             text = _text_column(column)
             is_text.append(text)
             if text and name not in RAW_FIELDS:
@@ -226,4 +231,4 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
     for record in collected.runs:  # the groups each run's shared texts come from
         needed = {first_kind[k] for k in distinct_of.pop(record.id) if k in index}
         runs[record.id]["shared"] = sorted(group_of_kind[k] for k in needed)
-    return Drilldown(runs, shared, groups, store, collected, index)
+    return Drilldown(runs, shared, groups, store, collected, index, columns_of)
