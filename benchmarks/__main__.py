@@ -40,6 +40,9 @@ def machine() -> dict:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
+        # others' work on a shared machine shows here: read the figures with it
+        "load_average_1_5_15_min": [round(x, 2) for x in os.getloadavg()],
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "versions": {p: v(p) for p in PACKAGES},
     }
 
@@ -67,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in available()]
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(available())}")
-    console = Console()
+    # piped to a file, rich would wrap wide tables at 80 columns into unreadable ellipses
+    console = Console() if sys.stdout.isatty() else Console(width=240)
     args.out.mkdir(parents=True, exist_ok=True)
     for name in names:
         module = importlib.import_module(f"benchmarks.{name}")

@@ -22,6 +22,7 @@ the matmul peak of the precision the loop computes in.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -108,10 +109,10 @@ def _book_loop(model_size: str, encoded: list[list[int]], batches: list[list[int
         steps += 1
         if steps == len(batches):
             break
-    return {"seconds": time.perf_counter() - started, "trained": trained, "steps": steps, "loss": float(loss)}
+    return {"seconds": time.perf_counter() - started, "trained": trained, "steps": steps, "loss": loss.item()}
 
 
-def _evalkit_command(model_size: str, precision: str, steps: int) -> dict:
+def _evalkit_command(model_size: str, precision: str, steps: int, extra: tuple[str, ...] = ()) -> dict:
     """``evalkit finetune`` as a user runs it; timings from its summary line and from outside."""
     with tempfile.TemporaryDirectory() as tmp:
         args = [
@@ -119,7 +120,7 @@ def _evalkit_command(model_size: str, precision: str, steps: int) -> dict:
             "--init", "random", "--model", model_size, "--bucket", "--data", str(DATA), "--batch-size", str(BATCH_SIZE),
             "--max-length", str(MAX_LENGTH), "--max-steps", str(steps), "--eval-every", str(steps),
             "--eval-batches", str(EVAL_BATCHES), "--seed", str(SEED), "--precision", precision,
-            "--out", str(Path(tmp) / "out"), "--no-progress",
+            "--out", str(Path(tmp) / "out"), "--no-progress", "--format", "json", *extra,
         ] + (["--tokenizer", TOKENIZER] if TOKENIZER else [])
         began = time.perf_counter()
         proc = subprocess.run(args, capture_output=True, text=True, timeout=3600)
@@ -132,12 +133,44 @@ def _evalkit_command(model_size: str, precision: str, steps: int) -> dict:
         "seconds": summary["train_seconds"], "trained": summary["trained_tokens"], "steps": summary["steps"],
         "loss": summary["last_step_loss"], "val_loss": summary["val_loss"], "precision": summary["precision"],
         "to_first_step": timings["startup_seconds"], "startup_cpu": timings["startup_cpu_seconds"],
+        "first_step": timings.get("first_step_seconds"),
         "shutdown": wall - timings["last_step"],  # last step -> the command's exit
         "final_eval": timings.get("final_evaluation_seconds"), "wall": wall,
+        "marks": {k: timings[k] for k in ("train_called", "data_ready", "model_ready", "ready_to_train") if k in timings},
     }
 
 
-def run() -> dict:
+# what the start-up is made of: each a fresh interpreter, so imports are paid in full
+_IMPORT_STEPS = {
+    "python": "pass",
+    "+ import torch": "import torch",
+    "+ import evalkit CLI": "import torch, evalkit.cli",
+    "+ transformers' GPT-2": "import torch, evalkit.cli, transformers.models.gpt2.modeling_gpt2",
+}
+
+
+def import_profile(repeats: int = 3) -> dict[str, float]:
+    """Wall seconds of a fresh interpreter doing each cumulative step (best of ``repeats``)."""
+    seconds = {}
+    for name, code in _IMPORT_STEPS.items():
+        best = float("inf")
+        for _ in range(repeats):
+            began = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            best = min(best, time.perf_counter() - began)
+        seconds[name] = best
+    return seconds
+
+
+def _options(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks finetune_train")
+    p.add_argument("--compile", action="append", default=[], choices=list(STEPS), metavar="SIZE",
+                   help="also run `evalkit finetune --compile` (torch.compile) on this model size; repeatable")
+    return p.parse_args(argv or [])
+
+
+def run(argv: list[str] | None = None) -> dict:
+    options = _options(argv)
     from evalkit.assets import get_tokenizer
     from finetune import InstructionDataset, epoch_batches, load_records, split_records
     from finetune.precision import resolve_precision
@@ -163,30 +196,46 @@ def run() -> dict:
         print(f"{size} evalkit fp32: {measured[(size, 'fp32')]}", file=sys.stderr, flush=True)
         # auto: run only where it is not fp32 (else it is the same command as the row above)
         measured[(size, "auto")] = measured[(size, "fp32")] if auto == "fp32" else _evalkit_command(size, "auto", STEPS[size])
+        if size in options.compile:  # compiling is paid before the first step: it shows in "to first step"
+            measured[(size, "compile")] = _evalkit_command(size, "fp32", STEPS[size], extra=("--compile",))
+            print(f"{size} evalkit fp32 --compile: {measured[(size, 'compile')]}", file=sys.stderr, flush=True)
     for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
         peaks[name] = max(peaks[name], run_forked(matmul_peak, dtype)[0])
+    imports = import_profile()
+    return summarise(measured, peaks, imports, auto=auto, threads=threads)
 
+
+def summarise(measured: dict[tuple[str, str], dict], peaks: dict[str, float], imports: dict[str, float], *,
+              auto: str, threads: int) -> dict:
+    """The table and ratios of the measured loops (apart from ``run`` so it can be checked on
+    figures without measuring them again)."""
     rows, ratios = [], {}
     for (size, loop), m in measured.items():
         tps = m["trained"] / m["seconds"]
         computes_in = "fp32" if loop == "book" else m["precision"]
         flops = 6 * matmul_params(size) * tps
         label = {"book": "book-style loop (baseline)", "fp32": "evalkit --precision fp32",
-                 "auto": f"evalkit --precision auto (= {m['precision']})"}[loop]
+                 "auto": f"evalkit --precision auto (= {m.get('precision')})",
+                 "compile": "evalkit --precision fp32 --compile"}[loop]
         rows.append({
             "model": size, "loop": label, "steps": m["steps"], "trained tokens/s": tps,
             "x book": tps / (measured[(size, "book")]["trained"] / measured[(size, "book")]["seconds"]),
             "GFLOP/s": flops / 1e9, "MFU": flops / peaks[computes_in],
-            "to first step s": m.get("to_first_step"), "shutdown s": m.get("shutdown"),
+            "to first step s": m.get("to_first_step"), "first step s": m.get("first_step"),
+            "shutdown s": m.get("shutdown"), "final eval s": m.get("final_eval"),
             "last-step loss": m["loss"], "val loss": m.get("val_loss"),
         })
     fp32, auto_m = measured[("gpt2", "fp32")], measured[("gpt2", "auto")]
     ratios["peak fp32 GFLOP/s"] = f"{peaks['fp32'] / 1e9:.0f}"
     ratios[f"peak bf16 GFLOP/s ({peak_size(torch.bfloat16)}x{peak_size(torch.bfloat16)})"] = f"{peaks['bf16'] / 1e9:.1f}"
     ratios["auto resolves to"] = auto
-    ratios["gpt2 auto / book trained tokens/s"] = rows[-1]["x book"]
+    ratios["gpt2 auto / book trained tokens/s"] = next(r["x book"] for r in rows if r["model"] == "gpt2" and r["loop"].startswith("evalkit --precision auto"))
     ratios["gpt2 auto vs fp32 last-step loss"] = f"{(auto_m['loss'] - fp32['loss']) / fp32['loss']:+.3%}"
     ratios["gpt2 fp32: process CPU seconds to first step"] = f"{fp32['startup_cpu']:.2f}"
+    ratios["gpt2 fp32: start-up moments (s since process start)"] = ", ".join(f"{k} {v:.2f}" for k, v in fp32["marks"].items())
+    ratios["start-up imports, fresh interpreter (s)"] = ", ".join(f"{k} {v:.2f}" for k, v in imports.items())
+    if fp32["final_eval"] is not None:
+        ratios["gpt2 fp32: shutdown without the final evaluation (s)"] = f"{fp32['shutdown'] - fp32['final_eval']:.2f}"
     ratios["gpt2 fp32: final evaluation seconds (in shutdown)"] = f"{fp32['final_eval']:.2f}" if fp32["final_eval"] is not None else "-"
     return {
         "title": f"fine-tuning GPT-2 (random init), batch {BATCH_SIZE}, book data, torch threads {threads}; "

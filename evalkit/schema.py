@@ -168,6 +168,7 @@ COMPARABILITY: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
         ("limit", ("limit",), "limit per subject"),
         ("template_hash", ("template_hash",), "prompt template hash"),
         ("lm_eval_version", ("lm_eval_version",), "lm-eval version"),
+        ("precision", ("precision",), "precision"),
     ),
     "judge-score": (
         ("eval_set", ("eval_set",), "eval set"),
@@ -194,6 +195,7 @@ COMPARABILITY: dict[str, tuple[tuple[str, tuple[str, ...], str], ...]] = {
         ("max_new_tokens", ("max_new_tokens",), "max new tokens"),
         ("temperature", ("temperature",), "temperature"),
         ("top_k", ("top_k",), "top-k"),
+        ("precision", ("precision",), "precision"),
     ),
     "finetune": (),
     "human": (),
@@ -219,6 +221,10 @@ def _setting_value(name: str, value: Any) -> Any:
         return {part: value.get(part) for part in ("source", "sha256")}
     if name == "reference" and isinstance(value, dict):
         return value.get("source")
+    # runs from before precision was recorded (and lm-eval's own files) computed in fp32, so they
+    # stay comparable with fp32 runs; a bf16 run is a setup of its own
+    if name == "precision" and value in (None, ""):
+        return "fp32"
     return None if value == "" else value
 
 

@@ -39,8 +39,11 @@ from finetune.checkpoint import STATE_FILE, checkpoints_dir, latest_checkpoint, 
 from finetune.collate import IGNORE_INDEX, collate_batch
 from finetune.data import load_records, split_records
 from finetune.dataset import InstructionDataset, epoch_batches, padding_fraction
-from finetune.model import MODEL_SIZES, METADATA_FILE, load_model, random_model, read_metadata, save_checkpoint_dir, tokenizer_spec_for, write_metadata
-from finetune.plot import plot_losses
+from finetune.model import (
+    MODEL_SIZES, METADATA_FILE, load_model, random_model, read_metadata, save_checkpoint_dir, tokenizer_spec_for, use_fused_gelu,
+    write_metadata,
+)
+from finetune.plot import plot_losses, prepare_plotting
 from finetune.precision import autocast as autocast_context
 from finetune.precision import describe as describe_precision
 from finetune.precision import resolve_precision
@@ -232,6 +235,12 @@ class TokenLoss(torch.nn.Module):
         keep = targets != IGNORE_INDEX
         logits = self.lm.lm_head(hidden[keep])
         return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+
+
+def _diverged(what: str, step: int, lr: float) -> EvalkitError:
+    # never stored as a number: the run is marked failed, and what was logged before it stays
+    return EvalkitError(f"training diverged: the {what} is not a finite number at step {step} "
+                        f"(--lr {lr:g}; start again with a lower one); the losses logged before it are kept")
 
 
 def _adamw(params, *, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -467,6 +476,7 @@ def train(
         lm = random_model(size, seed=seed, dropout=dropout)
     else:
         lm, _ = load_model(model, dropout=dropout)
+    use_fused_gelu(lm)
     context = getattr(lm.config, "n_positions", None)
     if max_length is not None and context is not None and max_length > context:  # checked before any run exists
         raise EvalkitError(f"--max-length {max_length} exceeds the model's context length ({context} tokens)")
@@ -564,6 +574,9 @@ def train(
                 "val_loss": _mean_batch_loss(lm, eval_val, dev, autocast),
                 "lr": scheduler.get_last_lr()[0],
             }
+            for name in ("train_loss", "val_loss"):
+                if entry[name] is not None and not math.isfinite(entry[name]):
+                    raise _diverged({"train_loss": "train-set loss", "val_loss": "validation loss"}[name], step, lr)
             log.append(entry)
             _append_log(log_path, entry)
             if run is not None:
@@ -599,6 +612,8 @@ def train(
                     epoch, next_batch = epoch + 1, 0
                     continue
                 step_began = time.perf_counter()
+                if step == step_at_start:
+                    timeline.mark("first_step_began")
                 group = batches[next_batch : next_batch + grad_accum]
                 micro = [
                     collate_batch([train_set[i] for i in b[dist_info.rank * per_rank : (dist_info.rank + 1) * per_rank]],
@@ -620,6 +635,10 @@ def train(
                         loss = _loss_sum(forward_model, inputs.to(dev), targets.to(dev), autocast) * (dist_info.world / max(n_tokens, 1))
                         (scaler.scale(loss) if scaler is not None else loss).backward()
                     step_loss += float(loss.detach()) / dist_info.world
+                # fp16's scaler skips a step whose gradients overflowed; otherwise a loss that is
+                # not a number has diverged: stop before the step spreads it into the weights
+                if scaler is None and _all_sum([float(not math.isfinite(step_loss))], dist_info, dev)[0]:
+                    raise _diverged("training loss", step + 1, lr)
                 if scaler is not None:
                     scaler.step(optimizer)
                     scaler.update()
@@ -639,8 +658,10 @@ def train(
                 if bar is not None:
                     rate = (tokens_seen - tokens_at_start) / max(time.perf_counter() - started, 1e-9)
                     bar.update(task, completed=step, info=f"loss {step_loss:.3f}  {rate:,.0f} tok/s")
-                if step == total_steps:  # written while the final evaluation runs
+                if step == total_steps:  # written (and the plotting library loaded) while the final evaluation runs
                     final_save, final_started = write_checkpoint(final=True), True
+                    if dist_info.main:
+                        prepare_plotting()
                 if step % eval_every == 0 or step == total_steps:
                     evaluate()
                     timeline.mark("evaluated")
@@ -751,19 +772,25 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _timings(timeline: _Timeline) -> dict[str, float]:
-    """The training summary's timings: the moments, and the two spans the start-up and shutdown
-    budgets are about (process start -> first optimizer step; last step -> return)."""
+    """The training summary's timings: the moments, and the spans the start-up and shutdown
+    budgets are about. ``startup_seconds`` is the tax before any training (process start -> the
+    first optimizer step begins); ``first_step_seconds`` that step itself (pure compute, the same
+    as any other step's). ``shutdown_seconds`` is last step -> return; the final evaluation in it
+    is work the user asked for (``--eval-batches``), so ``shutdown_overhead_seconds`` leaves it out."""
     marks = dict(timeline.marks)
     marks["returned"] = timeline.mark("returned")
     cpu = timeline.cpu
-    if "first_step" in marks:
-        marks["startup_seconds"] = marks["first_step"]
-        marks["startup_cpu_seconds"] = cpu["first_step"]
+    if "first_step_began" in marks:
+        marks["startup_seconds"] = marks["first_step_began"]
+        marks["startup_cpu_seconds"] = cpu["first_step_began"]
+    if "first_step" in marks and "first_step_began" in marks:
+        marks["first_step_seconds"] = round(marks["first_step"] - marks["first_step_began"], 3)
     if "last_step" in marks:
         marks["shutdown_seconds"] = round(marks["returned"] - marks["last_step"], 3)
         marks["shutdown_cpu_seconds"] = round(cpu["returned"] - cpu["last_step"], 3)
         if "evaluated" in marks and marks["evaluated"] >= marks["last_step"]:
             marks["final_evaluation_seconds"] = round(marks["evaluated"] - marks["last_step"], 3)
+            marks["shutdown_overhead_seconds"] = round(marks["shutdown_seconds"] - marks["final_evaluation_seconds"], 3)
     return marks
 
 

@@ -156,20 +156,36 @@ def read_results(path: str | Path) -> dict[str, Any]:
             "num_fewshot": next(iter(n_shot)) if len(n_shot) == 1 else sorted(n_shot) or None,
             "limit": limit,
             "model_args": config.get("model_args"),
+            "precision": _precision(config.get("model_args")),
         },
         "model_name": model_name or _pretrained(config.get("model_args")),
         "date": doc.get("date"),
     }
 
 
-def _pretrained(model_args: Any) -> str | None:
+def _model_arg(model_args: Any, name: str) -> str | None:
     # lm-eval keeps model_args as a dict (0.4.5+) or as the "pretrained=...,dtype=..." string
     if isinstance(model_args, dict):
-        return model_args.get("pretrained")
+        value = model_args.get(name)
+        return value if isinstance(value, str) else None
     if isinstance(model_args, str):
-        found = re.search(r"(?:^|,)pretrained=([^,]+)", model_args)
+        found = re.search(rf"(?:^|,){name}=([^,]+)", model_args)
         return found.group(1) if found else None
     return None
+
+
+def _pretrained(model_args: Any) -> str | None:
+    return _model_arg(model_args, "pretrained")
+
+
+# lm-eval's ``dtype`` model argument -> evalkit's precision; "auto" (the checkpoint's own dtype)
+# and no dtype are left unrecorded, which comparability reads as fp32
+_DTYPE_PRECISION = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16"}
+
+
+def _precision(model_args: Any) -> str | None:
+    dtype = _model_arg(model_args, "dtype")
+    return _DTYPE_PRECISION.get(dtype.removeprefix("torch.")) if dtype else None
 
 
 LETTERS = ("A", "B", "C", "D")  # MMLU's doc_to_choice in lm-eval

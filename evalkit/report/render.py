@@ -239,7 +239,8 @@ def _charts(store: ResultsStore, board: Leaderboard, collected: Collected) -> li
     curves = []
     for run in collected.of_kind("finetune"):
         points = sorted((p for _, p in collected.samples(store, run.id)), key=lambda p: (p.get("step") is None, p.get("step") or 0))
-        curves.append((f"{run.model or run.id} ({run.id})", points))
+        precision = (run.config or {}).get("precision") or "fp32"  # runs from before it was recorded trained in fp32
+        curves.append((f"{run.model or run.id} ({run.id}, {precision})", points))
     svg = loss_chart(curves, prefix="c-loss")
     if svg:
         charts.append({"caption": "Fine-tuning: training and validation loss", "svg": svg})

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from evalkit.errors import EvalkitError
-from finetune import import_book_checkpoint, load_model
+from finetune import import_book_checkpoint, load_model, random_model
 from finetune.book_import import book_to_hf_state_dict
 from llms_from_scratch.ch04 import GPTModel  # the book's own chapter-4 model (PyPI: llms-from-scratch)
 
@@ -114,3 +114,27 @@ def test_random_init_is_gpt2s_initialisation_and_seeded():
             assert float(tensor.std()) == pytest.approx(0.02 / (2 * n_layer) ** 0.5, rel=0.05), name
         elif name.endswith("weight"):
             assert float(tensor.std()) == pytest.approx(0.02, rel=0.05), name
+
+
+def test_fused_gelu_trains_the_same_function_and_says_so_in_the_config():
+    from transformers.activations import NewGELUActivation
+
+    from finetune.model import use_fused_gelu
+
+    ids = torch.randint(0, 50257, (2, 17), generator=torch.Generator().manual_seed(0))
+    plain, fused = random_model("gpt2-tiny", seed=5, dropout=0.0), random_model("gpt2-tiny", seed=5, dropout=0.0)
+    use_fused_gelu(fused)
+    assert fused.config.activation_function == "gelu_pytorch_tanh" and plain.config.activation_function == "gelu_new"
+    assert not any(isinstance(m, NewGELUActivation) for m in fused.modules())
+    outputs = []
+    for model in (plain, fused):
+        logits = model(input_ids=ids).logits
+        logits.float().logsumexp(-1).sum().backward()
+        outputs.append((logits.detach(), {n: p.grad for n, p in model.named_parameters()}))
+    (a, grads_a), (b, grads_b) = outputs
+    assert torch.allclose(a, b, atol=1e-5) and not torch.equal(a, b)  # a different kernel, the same formula
+    for name, grad in grads_a.items():
+        assert torch.allclose(grad, grads_b[name], atol=1e-5, rtol=1e-4), name
+    # a checkpoint saved with it loads with it
+    reloaded = type(fused)(fused.config)
+    assert not any(isinstance(m, NewGELUActivation) for m in reloaded.modules())

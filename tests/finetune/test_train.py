@@ -216,9 +216,12 @@ def test_final_model_is_written_once_and_the_run_is_timed(baseline):
     state = torch.load(checkpoint / "training_state.pt", weights_only=True)
     assert state["step"] == 6 and state["optimizer"] is None and state["scheduler"] is not None
     t = result.timings
-    assert 0 <= t["train_called"] <= t["data_ready"] <= t["model_ready"] <= t["ready_to_train"] <= t["first_step"]
+    assert 0 <= t["train_called"] <= t["data_ready"] <= t["model_ready"] <= t["ready_to_train"] <= t["first_step_began"] <= t["first_step"]
     assert t["first_step"] <= t["last_step"] <= t["evaluated"] <= t["returned"]
-    assert t["startup_seconds"] == t["first_step"] and t["shutdown_seconds"] == pytest.approx(t["returned"] - t["last_step"], abs=2e-3)
+    assert t["startup_seconds"] == t["first_step_began"]
+    assert t["first_step_seconds"] == pytest.approx(t["first_step"] - t["first_step_began"], abs=2e-3)
+    assert t["shutdown_seconds"] == pytest.approx(t["returned"] - t["last_step"], abs=2e-3)
+    assert t["shutdown_overhead_seconds"] == pytest.approx(t["shutdown_seconds"] - t["final_evaluation_seconds"], abs=2e-3)
     assert t["startup_cpu_seconds"] > 0 and result.last_step_loss > 0
 
 
@@ -232,3 +235,20 @@ def test_crash_while_finishing_resumes_from_the_final_checkpoint(baseline, tmp_p
     assert again.steps == 6 and again.train_seconds == 0  # no step redone
     _assert_same_weights(_weights(tmp_path / "out"), baseline["weights"])
     assert json.loads((tmp_path / "out" / "evalkit_finetune.json").read_text())["finished"] is True
+
+
+@pytest.mark.parametrize(("eval_every", "what", "at_step"), [(2, "training loss", 2), (1, "train-set loss", 1)])
+def test_a_diverging_run_stops_with_a_clear_error_and_stores_no_nan(tmp_path, book_data_file, eval_every, what, at_step):
+    # lr 1e9: the first update sends the weights to inf, so the next loss (or evaluation) is NaN
+    settings = TINY_TRAINING | {"lr": 1e9, "max_steps": 4, "eval_every": eval_every, "save_every": 100}
+    with ResultsStore(tmp_path / "evalkit.db") as store:
+        with pytest.raises(EvalkitError, match=f"training diverged: the {what} is not a finite number at step {at_step} "
+                                               r"\(--lr 1e\+09; start again with a lower one\)"):
+            train(data=book_data_file, out=tmp_path / "out", store=store, **settings)
+        (run,) = store.list_runs()
+        assert run.status == "failed"
+        for _, payload in store.samples(run.id):  # what was logged before is kept, and finite
+            assert all(v is None or v == v for v in payload.values())
+        assert all(m.value == m.value for m in store.get_run(run.id).metrics.values())
+    log = tmp_path / "out" / "train_log.jsonl"
+    assert "NaN" not in (log.read_text() if log.exists() else "")

@@ -244,3 +244,36 @@ def test_importing_the_same_file_again_reuses_the_run_and_says_so(run_cli, tmp_p
     assert f"reused finished run {first}: these responses were stored before with the same inputs" in err
     with ResultsStore(tmp_path / "evalkit.db") as store:
         assert [r.id for r in store.list_runs()] == [first]
+
+
+_QUICK_EXIT_SCRIPT = r"""
+import atexit, sys, threading, time
+from pathlib import Path
+import torch  # the quick exit is taken only once torch is loaded
+import evalkit.__main__ as entry
+
+out = Path(sys.argv[1])
+atexit.register(lambda: (out / "atexit").write_text("ran"))
+
+def late_writer():
+    time.sleep(0.3)
+    (out / "thread").write_text("joined")
+
+def command():
+    threading.Thread(target=late_writer).start()  # not a daemon: exit waits for it
+    sys.stdout.write("x" * 200_000)  # more than a pipe holds: all of it must be flushed
+    sys.stderr.write("done\n")
+    return 3
+
+entry.main = command
+entry.run()
+raise AssertionError("run() returned")
+"""
+
+
+def test_the_command_exits_quickly_yet_like_the_interpreter(tmp_path):
+    # after the work, `evalkit` skips tearing down torch's modules but keeps what exit guarantees
+    proc = subprocess.run([sys.executable, "-c", _QUICK_EXIT_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert proc.stdout == "x" * 200_000 and proc.stderr == "done\n"
+    assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "joined"

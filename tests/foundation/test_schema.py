@@ -181,3 +181,12 @@ def test_model_hash_of_a_folder_changes_with_the_weights_not_the_tokenizer(tmp_p
     assert schema.model_hash(tmp_path) == first
     (tmp_path / "model.safetensors").write_bytes(b"b" * 100)
     assert schema.model_hash(tmp_path) != first
+
+
+@pytest.mark.parametrize("kind", ["mmlu", "generate"])
+def test_bf16_runs_never_share_a_setup_with_fp32_ones(kind):
+    # a run from before precision was recorded computed in fp32: it ranks beside an fp32 run
+    recorded_fp32, unrecorded, bf16 = {"precision": "fp32"}, {}, {"precision": "bf16"}
+    assert schema.comparability_key(kind, recorded_fp32) == schema.comparability_key(kind, unrecorded)
+    assert schema.comparability_key(kind, bf16) != schema.comparability_key(kind, recorded_fp32)
+    assert schema.config_differences(kind, recorded_fp32, bf16) == [("precision", "fp32", "bf16")]

@@ -197,3 +197,21 @@ def test_bad_results_files(store, tmp_path, text, message):
         import_results(store, path)
     assert str(path) in str(err.value) and message in str(err.value)
     assert store.list_runs() == []
+
+
+@pytest.mark.parametrize(
+    ("model_args", "precision"),
+    [
+        ("pretrained=m,dtype=bfloat16", "bf16"),
+        ({"pretrained": "m", "dtype": "torch.float16"}, "fp16"),
+        ("pretrained=m,dtype=float32", "fp32"),
+        ("pretrained=m", None),  # lm-eval's default: not recorded, compared as fp32
+        ({"pretrained": "m", "dtype": "auto"}, None),  # the checkpoint's own dtype: unknown here
+    ],
+)
+def test_import_records_the_precision_lm_eval_ran_in(tmp_path, model_args, precision):
+    path = tmp_path / "results.json"
+    doc = {"results": {"mmlu": {"acc,none": 0.3, "acc_stderr,none": 0.01}}, "config": {"model_args": model_args}}
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    read = read_results(path)
+    assert read["config"]["precision"] == precision and read["model_name"] == "m"

@@ -24,6 +24,19 @@ def test_book_test_is_the_books_10_percent_split(monkeypatch):
     assert first["id"] == instruction_item_id(records[935]["instruction"], records[935]["input"])
 
 
+def test_book_test_needs_no_network_by_default(monkeypatch, tmp_path):
+    # the copy shipped with evalkit: the same 110 records as the staged public file
+    monkeypatch.delenv("EVALKIT_BOOK_DATA", raising=False)
+    monkeypatch.setenv("EVALKIT_CACHE", str(tmp_path / "empty-cache"))
+    records = json.loads(shared_path("book-ch07", "instruction-data.json").read_text())[935:1045]
+    eval_set = load_eval_set("book-test")
+    assert [(r["instruction"], r["input"], r["output"]) for r in eval_set.records] == [
+        (r["instruction"], r["input"], r["output"]) for r in records
+    ]
+    assert eval_set.source.startswith("https://raw.githubusercontent.com/rasbt/LLMs-from-scratch/")
+    assert not (tmp_path / "empty-cache").exists()  # nothing was downloaded
+
+
 def test_alpaca_eval_from_a_local_file(monkeypatch):
     monkeypatch.setenv("EVALKIT_ALPACA_EVAL", str(shared_path("alpaca_eval", "alpaca_eval_gpt4_1106_preview_reference.json")))
     eval_set = load_eval_set("alpaca-eval")

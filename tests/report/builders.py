@@ -74,8 +74,8 @@ def add_arena(store: ResultsStore, ratings: dict[str, tuple[float, float, float,
     return run.id
 
 
-def add_finetune(store: ResultsStore, model: str, points: list[tuple[int, float, float]]) -> str:
-    with store.start_run("finetune", model, {"epochs": 1}) as run:
+def add_finetune(store: ResultsStore, model: str, points: list[tuple[int, float, float]], **config) -> str:
+    with store.start_run("finetune", model, {"epochs": 1, **config}) as run:
         for step, train_loss, val_loss in points:
             run.add_sample(f"step-{step:08d}", {"step": step, "epoch": 0, "tokens_seen": step * 100,
                                                 "train_loss": train_loss, "val_loss": val_loss})

@@ -317,3 +317,10 @@ def test_a_run_decodes_only_the_shared_texts_of_its_kind(small_store, eval_examp
                 key = v if isinstance(v, str) else tuple(v) if isinstance(v, list) else None
                 if text and key in group_of:
                     assert group_of[key] in run["shared"]
+
+
+def test_loss_chart_names_each_fine_tunes_precision(store, tmp_path):
+    bf16 = b.add_finetune(store, "fast", [(5, 3.2, 3.4), (10, 2.6, 2.9)], precision="bf16")
+    older = b.add_finetune(store, "older", [(5, 3.1, 3.3), (10, 2.5, 2.8)])  # from before precision was recorded
+    html = render_report(store, tmp_path / "r.html").read_text()
+    assert f"fast ({bf16}, bf16)" in html and f"older ({older}, fp32)" in html
