@@ -415,7 +415,7 @@ def _add_finetune(sub: argparse._SubParsersAction, parent: argparse.ArgumentPars
     p.add_argument("--device", type=device, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
                    help="auto: bf16 autocast (fp32 master weights) on a GPU or CPU with native bf16, else fp32; fp16: GPU only")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (pays on a GPU; on a CPU compiling costs a minute and bucketed batches recompile)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--out", type=output_folder, required=True, help="output directory (a Hugging Face checkpoint)")
     _add_finetune_methods(p)

@@ -11,7 +11,7 @@ variant and the field (and nothing runs).
     evaluations:
       generate: {max_new_tokens: 256}
       mmlu: {subjects: [abstract_algebra], limit: 50}
-      judge: {backend: ollama, model: llama3, mode: score}
+      judge: {backend: ollama, model: llama3, mode: score}   # or backend: openai (vLLM, llama.cpp, ...)
       bundle: {n: 50}
     baseline: alpaca
     seeds: [123]
@@ -114,7 +114,8 @@ class MmluOptions(_Strict):
 
 
 class JudgeOptions(_Strict):
-    backend: Literal["ollama"] = "ollama"  # the backends evalkit's judge has today
+    backend: Literal["ollama", "openai"] = "ollama"  # `evalkit judge --backend`
+    api_key_env: str | None = None  # openai: the environment variable holding the key (never the key itself)
     model: str = "llama3"
     mode: Literal["score", "pairwise"] = "score"
     template: str | None = None

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.errors import EvalkitError
-from evalkit.experiment.plan import Plan, resolve_data
+from evalkit.experiment.plan import JudgeOptions, Plan, resolve_data
 from evalkit.store import ResultsStore, canonical_json, content_hash
 
 STATE_FILE = "experiment.json"
@@ -202,7 +202,8 @@ class _PlanSteps:
             if responses_run is None:
                 raise EvalkitError(f"judge {variant}: its responses were not generated")
             return run_judge(self.store, responses_run=responses_run, judge_model=options.model, mode=options.mode,
-                             hosts=options.host, concurrency=options.concurrency, prompt_template=self.data(options.template),
+                             backend=options.backend, hosts=options.host, api_key_env=options.api_key_env,
+                             concurrency=options.concurrency, prompt_template=self.data(options.template),
                              timeout=options.timeout, progress=False)
 
         return Step(f"judge/{variant}/s{seed}", "judge", variant, seed, settings, action, weight=3)
@@ -225,19 +226,25 @@ class _PlanSteps:
         return Step("bundle", "bundle", None, None, settings, action, weight=0.5)
 
 
-def judge_unreachable(hosts: list[str] | None) -> str | None:
-    """Why no judge can be asked (None when one answers): a quick probe before the plan relies on it."""
-    import httpx
+def judge_unreachable(options: JudgeOptions) -> str | None:
+    """Why the plan's judge cannot be asked (None when it can): the judge's own preflight (every
+    host answers, the judge model is there), with a short timeout and no retries, before the plan
+    relies on it."""
+    from evalkit.judge.providers import JudgeServerError, make_provider
 
-    from evalkit.judge.providers.ollama import resolve_hosts
-
-    for host in resolve_hosts(hosts):
-        try:
-            httpx.get(f"{host}/api/tags", timeout=3.0).raise_for_status()
-            return None
-        except httpx.HTTPError as exc:
-            reason = f"{host}: {type(exc).__name__}"
-    return f"no judge reachable ({reason}); judge steps skipped, start an Ollama server and re-run the plan to add them"
+    try:
+        provider = make_provider(options.backend, options.model, options.host, api_key_env=options.api_key_env,
+                                 timeout=5.0, retries=0)
+    except EvalkitError as exc:  # e.g. the key's environment variable is not set
+        return f"no judge reachable ({exc}); judge steps skipped, fix the plan's judge and re-run it to add them"
+    try:
+        provider.preflight()
+        return None
+    except JudgeServerError as exc:
+        server = "an Ollama server" if options.backend == "ollama" else "the OpenAI-compatible server"
+        return f"no judge reachable ({exc}); judge steps skipped, start {server} and re-run the plan to add them"
+    finally:
+        provider.close()
 
 
 def plan_steps(plan: Plan, plan_file: Path, store: ResultsStore, out: Path, *, data_dir: Path | None = None,
@@ -293,7 +300,7 @@ def run_experiment(
     out, plan_file = Path(out), Path(plan_file)
     data_dir = Path(data_dir) if data_dir is not None else None
     result = ExperimentResult(plan, out)
-    judge_note = judge_unreachable(plan.evaluations.judge.host) if plan.evaluations.judge is not None else None
+    judge_note = judge_unreachable(plan.evaluations.judge) if plan.evaluations.judge is not None else None
     if judge_note:
         result.notes.append(judge_note)
     ledger = _Ledger(out / STATE_FILE)

@@ -26,6 +26,8 @@ import math
 import re
 from typing import Any
 
+from evalkit.judge.embedded_json import embedded_json_objects
+
 SCORE_FIELD = "score"
 SCORE_SCHEMA = {
     "type": "object",
@@ -106,16 +108,7 @@ def _score_fields(value: Any) -> list[Any]:
 
 def _embedded_json_candidates(text: str) -> list[Any]:
     """The requested field of every JSON object inside prose (e.g. a fenced ```json block)."""
-    found = []
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text[match.start():])
-        except json.JSONDecodeError:
-            continue
-        if isinstance(value, dict) and SCORE_FIELD in value:
-            found.append(value[SCORE_FIELD])
-    return found
+    return [value[SCORE_FIELD] for value in embedded_json_objects(text) if isinstance(value, dict) and SCORE_FIELD in value]
 
 
 def score_candidates(text: str) -> list[int | _Invalid]:

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from evalkit.judge.embedded_json import embedded_json_objects
+
 TIE = "tie"
 
 
@@ -37,15 +39,7 @@ def _json_objects(text: str) -> list[Any]:
         return [json.loads(text)]
     except (json.JSONDecodeError, ValueError):
         pass
-    found = []
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text[match.start():])
-        except json.JSONDecodeError:
-            continue
-        found.append(value)
-    return found
+    return embedded_json_objects(text)
 
 
 def _verdict_value(label: Any, verdict: tuple[str, str]) -> float | None:

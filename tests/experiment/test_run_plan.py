@@ -82,7 +82,7 @@ def test_the_comparison_rows_hold_numbers_and_the_judge_is_skipped_with_a_note(p
     assert row["ci_low"] <= row["diff"] <= row["ci_high"]
     assert 0 <= row["p_value"] <= row["p_holm"] <= 1
     assert row["verdict"] in ("variant better", "baseline better", "no difference")
-    assert any(note.startswith("no judge reachable (http://127.0.0.1:9") for note in plan_run["resumed"]["notes"])
+    assert any(note.startswith("no judge reachable (cannot reach Ollama at http://127.0.0.1:9") for note in plan_run["resumed"]["notes"])
     html = Path(plan_run["resumed"]["report"]).read_text()
     assert 'id="experiment"' in html and "Experiment: tiny" in html and "tiny-masked" in html
 
