@@ -50,7 +50,10 @@ class JsonSyntaxError(InputError):
 # Escapes that decode to something evalkit cannot store or trust: a lone UTF-16 surrogate (not
 # encodable as UTF-8), NaN / Infinity literals, and numbers that overflow to infinity (1e400, or a
 # mantissa of 309+ digits). Only text that matches is walked, so clean files cost one regex scan.
-_SUSPECT = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity|\d[eE][+]?\d{3}|\d{300}")
+# A JSON number ends before any letter or digit, so "5e524" inside a hex hash (lm-eval writes
+# three per sample) is not taken for an exponent: otherwise nearly every line was walked.
+_SUSPECT = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity|\d[eE][+]?\d{3,}(?![0-9A-Za-z])|\d{300}")
+_SURROGATE = re.compile("[\ud800-\udfff]")  # one C-level scan per string, not a Python loop per character
 
 
 def read_text(path: str | Path, *, expected: str, shown_as: object = None) -> str:
@@ -102,7 +105,7 @@ def _untrusted_value(value: Any, *, nan_as_null: bool) -> tuple[str, str] | None
         node, where = stack.pop()
         if isinstance(node, dict):
             for key, item in node.items():
-                if isinstance(key, str) and any("\ud800" <= ch <= "\udfff" for ch in key):
+                if isinstance(key, str) and _SURROGATE.search(key):
                     return _field_name(where + [key.encode("utf-8", "backslashreplace").decode()]), "a key holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not text"
                 if nan_as_null and isinstance(item, float) and math.isnan(item):
                     node[key] = None
@@ -116,7 +119,7 @@ def _untrusted_value(value: Any, *, nan_as_null: bool) -> tuple[str, str] | None
                     stack.append((item, where + [index]))
         elif isinstance(node, float) and not math.isfinite(node):
             return _field_name(where), f"is {node} (NaN, Infinity or a number too large for a float); expected a finite number"
-        elif isinstance(node, str) and any("\ud800" <= ch <= "\udfff" for ch in node):
+        elif isinstance(node, str) and _SURROGATE.search(node):
             return _field_name(where), "holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not text"
     return None
 
@@ -149,12 +152,16 @@ def _decode(text: str, *, shown: object, index: int | None, line: int | None, co
 
 def _checked(value: Any, text: str, *, shown: object, index: int | None, line: int | None, nan_as_null: bool, context: str) -> Any:
     if _SUSPECT.search(text):
-        problem = _untrusted_value(value, nan_as_null=nan_as_null)
-        if problem is not None:
-            field, why = problem
-            at = f"{shown}, line {line}" if line is not None and index is None else shown
-            raise InputError(f"{why}{context}", path=at, record=_label(index, line), field=field)
+        _refuse_untrusted(value, shown=shown, index=index, line=line, nan_as_null=nan_as_null, context=context)
     return value
+
+
+def _refuse_untrusted(value: Any, *, shown: object, index: int | None, line: int | None, nan_as_null: bool, context: str) -> None:
+    problem = _untrusted_value(value, nan_as_null=nan_as_null)
+    if problem is not None:
+        field, why = problem
+        at = f"{shown}, line {line}" if line is not None and index is None else shown
+        raise InputError(f"{why}{context}", path=at, record=_label(index, line), field=field)
 
 
 def parse_json(
@@ -208,9 +215,9 @@ def read_json_records(
     if stripped[0] == "[":
         values = _decode(text, shown=shown, index=None, line=None, context=wanted)
         records = [JsonRecord(index, None, value) for index, value in enumerate(values)]
-        if _SUSPECT.search(text):
+        if _SUSPECT.search(text):  # once for the file: searching it again per record was quadratic
             for record in records:
-                _checked(record.value, text, shown=shown, index=record.index, line=None, nan_as_null=nan_as_null, context=wanted)
+                _refuse_untrusted(record.value, shown=shown, index=record.index, line=None, nan_as_null=nan_as_null, context=wanted)
     else:
         records = []
         for lineno, line in json_lines(text):

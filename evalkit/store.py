@@ -41,7 +41,7 @@ from evalkit.errors import EvalkitError, StoreVersionError, UnknownRunError
 from evalkit.hashing import canonical_json, content_hash  # noqa: F401  (re-exported: store.content_hash)
 from evalkit.schema import RUN_KINDS, STATUSES  # noqa: F401  (re-exported for the CLI)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_STORE = Path("evalkit-results") / "evalkit.db"
 EXPORT_FORMAT = "evalkit-run"
 EXPORT_FORMAT_VERSION = 1
@@ -246,6 +246,8 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
     # shared content stored once, cached item sets (evalkit.store_content)
     2: store_content.MIGRATION_2,
+    # cached per-run item values for comparisons (evalkit.store_content)
+    3: store_content.MIGRATION_3,
 }
 
 
@@ -600,6 +602,7 @@ class ResultsStore:
             try:
                 self._conn.execute("DELETE FROM samples WHERE run_id=?", (run_id,))
                 store_content.forget_item_set(self._conn, run_id)
+                store_content.forget_item_values(self._conn, run_id)
                 self._conn.execute("DELETE FROM metrics WHERE run_id=?", (run_id,))
                 self._conn.execute("DELETE FROM runs WHERE id=?", (run_id,))
                 self._conn.execute("COMMIT")
@@ -627,6 +630,7 @@ class ResultsStore:
         self._execute("UPDATE runs SET status=?, finished_at=? WHERE id=?", (status, finished, run_id))
         if status != "running":
             self.item_sets([run_id])  # cached now, so listings never count items
+            self.item_values(run_id)  # and comparisons never read samples
 
     def run_dir(self, run_id: str) -> Path:
         """A folder beside the database for a run's files (lm-eval JSON, checkpoints' logs...)."""
@@ -677,6 +681,21 @@ class ResultsStore:
         with self._lock:
             return store_content.item_sets(self._conn, list(run_ids))
 
+    def item_values(self, run_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """``(item_id, values)`` in sample order: the few fields of each sample that comparisons
+        use (:data:`evalkit.store_content.ITEM_VALUE_FIELDS`), from the cache (filled when the run
+        finishes; computed from the samples, and cached when the store is writable, otherwise)."""
+        with self._lock:
+            cached = store_content.cached_item_values(self._conn, run_id)
+        if cached is not None:
+            return cached
+        values = store_content.item_values_of(self._kind_of(run_id), self.samples(run_id))
+        status = self._execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+        if not self.read_only and status is not None and status[0] != "running":  # a running run's items still change
+            with self._lock:
+                store_content.remember_item_values(self._conn, run_id, values)
+        return values
+
     def write_samples(self, run_id: str, items: Iterable[tuple[str, dict[str, Any]]]) -> int:
         """Insert or replace samples in one transaction; returns how many were written.
 
@@ -704,6 +723,7 @@ class ResultsStore:
                     count += 1
                 if count:
                     store_content.forget_item_set(self._conn, run_id)
+                    store_content.forget_item_values(self._conn, run_id)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
@@ -804,6 +824,8 @@ class ResultsStore:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+        self.item_sets([run["id"]])  # cached now, as for a run that finishes here
+        self.item_values(run["id"])
         return run["id"]
 
 

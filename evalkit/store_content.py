@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import zlib
 
 import orjson
 from collections.abc import Iterable
@@ -109,18 +110,26 @@ class ContentCache:
             refs_of.clear()
         rows = [(item_id, payload, (refs_of.get(shared) or refs_of.setdefault(shared, loads(shared))) if shared else None)
                 for item_id, payload, shared in rows]
-        needed = {d for _, _, refs in rows if refs for d in refs.values() if d not in self._values}
+        # the same references (an item's question, choices and prompt) recur in every model's run:
+        # check each distinct reference map once
+        distinct = {id(refs): refs for _, _, refs in rows if refs}
+        needed = {d for refs in distinct.values() for d in refs.values() if d not in self._values}
         if needed:
             self._fetch(conn, needed)
         values = self._values
+        fast_loads, slow_loads = orjson.loads, loads
         out = []
+        append = out.append
         for item_id, payload, refs in rows:
-            value = loads(payload)
+            try:
+                value = fast_loads(payload)
+            except orjson.JSONDecodeError:
+                value = slow_loads(payload)
             if refs:
                 for key, digest in refs.items():
                     shared = values[digest]
-                    value[key] = list(shared) if isinstance(shared, list) else shared  # lists: the caller's own copy
-            out.append((item_id, value))
+                    value[key] = shared[:] if type(shared) is list else shared  # lists: the caller's own copy
+            append((item_id, value))
         return out
 
 
@@ -200,3 +209,88 @@ def item_sets(conn: sqlite3.Connection, run_ids: list[str]) -> dict[str, tuple[i
         except sqlite3.OperationalError:
             pass  # a read-only (or not yet migrated) store: computed every time, without reading payloads
     return out
+
+
+# -- item values (schema version 3) -------------------------------------------------------------
+#
+# What paired comparisons, significance stars and vote tables need from each sample is a few
+# short fields per item. ``run_item_values`` keeps them per run (written when the run finishes,
+# dropped when its samples change), so `leaderboard` and `compare` read these and never the
+# samples with their texts. Fields compared only for equality across runs (the rendered prompt,
+# the reference output) are kept as a digest of their JSON text: equal digests, equal values.
+
+ITEM_VALUE_FIELDS: dict[str, tuple[str, ...]] = {
+    "mmlu": ("correct", "category", "prompt", "gold"),
+    "judge-score": ("score", "reference"),
+    "judge-pairwise": ("preference", "output_1", "generator_1", "generator_2"),
+    "human": ("model_a", "model_b", "outcome", "rater"),
+}
+DIGESTED_FIELDS = frozenset({"prompt", "reference", "output_1"})
+
+
+def _digest(value: Any) -> str | None:
+    if value is None:
+        return None
+    return "sha256:" + hashlib.sha256(_dumps(value).encode("utf-8")).hexdigest()[:HASH_LENGTH]
+
+
+def item_values_of(kind: str, samples: Iterable[tuple[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """``(item_id, values)`` in sample order: the kind's fields that the payload has (a missing
+    field stays missing, so ``payload.get`` and "missing field" errors behave as on the payload)."""
+    fields = ITEM_VALUE_FIELDS.get(kind, ())
+    out = []
+    for item_id, payload in samples:
+        values: dict[str, Any] = {}
+        if isinstance(payload, dict):
+            for name in fields:
+                if name in payload:
+                    values[name] = _digest(payload[name]) if name in DIGESTED_FIELDS else payload[name]
+        out.append((item_id, values))
+    return out
+
+
+def _pack(values: list[tuple[str, dict[str, Any]]]) -> bytes:
+    return zlib.compress(orjson.dumps(values), 6)
+
+
+def forget_item_values(conn: sqlite3.Connection, run_id: str) -> None:
+    """A run's samples changed: its cached values are stale."""
+    conn.execute("DELETE FROM run_item_values WHERE run_id=?", (run_id,))
+
+
+def cached_item_values(conn: sqlite3.Connection, run_id: str) -> list[tuple[str, dict[str, Any]]] | None:
+    try:
+        row = conn.execute("SELECT value FROM run_item_values WHERE run_id=?", (run_id,)).fetchone()
+    except sqlite3.OperationalError:  # a store older than version 3 opened read-only
+        return None
+    return None if row is None else [(item_id, values) for item_id, values in orjson.loads(zlib.decompress(row[0]))]
+
+
+def remember_item_values(conn: sqlite3.Connection, run_id: str, values: list[tuple[str, dict[str, Any]]]) -> None:
+    try:
+        conn.execute(
+            "INSERT OR REPLACE INTO run_item_values (run_id, value) SELECT ?, ? WHERE EXISTS (SELECT 1 FROM runs WHERE id=?)",
+            (run_id, _pack(values), run_id),
+        )
+    except sqlite3.OperationalError:
+        pass  # a read-only store: computed from the samples every time
+
+
+def fill_item_caches(conn: sqlite3.Connection) -> None:
+    """Data step of the migration to version 3: every run's item set and item values, computed
+    once from its samples, so read-only listings and comparisons never read samples."""
+    cache = ContentCache()
+    runs = conn.execute("SELECT id, kind FROM runs").fetchall()
+    item_sets(conn, [run_id for run_id, _ in runs])
+    for run_id, kind in runs:
+        rows = conn.execute("SELECT item_id, payload, shared FROM samples WHERE run_id=? ORDER BY seq", (run_id,)).fetchall()
+        remember_item_values(conn, run_id, item_values_of(kind, cache.resolve(conn, rows)))
+
+
+MIGRATION_3: list[Any] = [
+    """CREATE TABLE IF NOT EXISTS run_item_values (
+        run_id TEXT PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+        value BLOB NOT NULL
+    )""",
+    fill_item_caches,
+]

@@ -127,9 +127,16 @@ def _mmlu(store, model_a, model_b, *, rounds, rng, level, **_) -> dict:
     return _mmlu_paired(select_pair(store, "mmlu", model_a, model_b), rounds=rounds, rng=rng, level=level)
 
 
+def _correct(paired: PairedRuns, payloads: list[dict], run: RunRecord) -> np.ndarray:
+    try:
+        return np.array([bool(p["correct"]) for p in payloads], dtype=bool)  # no call per item: 14k items x many pairs
+    except KeyError:  # name the first item without it
+        return np.array([bool(_require(p, "correct", run, i)) for i, p in zip(paired.item_ids, payloads)], dtype=bool)
+
+
 def _mmlu_paired(paired: PairedRuns, *, rounds, rng, level) -> dict:
-    correct_a = np.array([bool(_require(p, "correct", paired.run_a, i)) for i, p in zip(paired.item_ids, paired.payloads_a)])
-    correct_b = np.array([bool(_require(p, "correct", paired.run_b, i)) for i, p in zip(paired.item_ids, paired.payloads_b)])
+    correct_a = _correct(paired, paired.payloads_a, paired.run_a)
+    correct_b = _correct(paired, paired.payloads_b, paired.run_b)
     row = compare_accuracy(correct_a, correct_b, rounds=rounds, rng=rng, level=level)
     categories = np.array([str(p.get("category") or "unknown") for p in paired.payloads_a])
     row["detail"]["categories"] = [
@@ -188,7 +195,7 @@ def _head_to_head_runs(store: ResultsStore, model_a: str, model_b: str) -> list[
     found = []
     for model, other in ((model_a, model_b), (model_b, model_a)):
         for run in store.list_runs(kind="judge-pairwise", model=model, status="done"):
-            references = {p.get("generator_1") for _, p in store.samples(run.id)}
+            references = {p.get("generator_1") for _, p in store.item_values(run.id)}
             if run.config.get("reference") == other or references == {other}:
                 found.append(run)
     return found
@@ -237,7 +244,7 @@ def _judge_pairwise_paired(paired: PairedRuns, *, rounds, rng, level) -> dict:
 
 def _head_to_head(store, run: RunRecord, model_a, model_b, *, rounds, rng, level) -> dict:
     b_wins = []
-    for item, payload in store.samples(run.id):
+    for item, payload in store.item_values(run.id):
         value = preference_value(payload, run, item)
         if value is None:
             continue
@@ -323,8 +330,9 @@ def _bradley_terry_fits(store, battles, *, rounds: int, seed: int, progress: boo
 # The fits are also kept in the store's cache (keyed by the battles' content, rounds and seed):
 # the bootstrap refits Bradley-Terry a thousand times (seconds), and every `evalkit compare` of
 # any two models, and every report, needs the same fits until the votes change. Floats go
-# through JSON exactly (repr round-trips), so a cached fit gives the same numbers.
-_BT_STORE_KEY = "compare/bradley-terry/v1/"
+# through JSON exactly (repr round-trips), so a cached fit gives the same numbers. v2: fits by
+# Newton's method (evalkit.metrics.bradley_terry), which differ from v1's in the fifth decimal.
+_BT_STORE_KEY = "compare/bradley-terry/v2/"
 
 
 def _stored_fits(store, key: tuple):

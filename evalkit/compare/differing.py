@@ -40,10 +40,18 @@ def items_differing(
     kept = [k for k, v in enumerate(values) if v is not None and v[0] != v[1]]
     # largest gap first; stable, so equal gaps keep item order (texts only for the rows returned)
     kept.sort(key=lambda k: -abs(values[k][1] - values[k][0]))
+    shown = kept[:limit] if limit is not None else kept
+    # the paired values carry no texts: read the two runs' samples for the items shown only
+    wanted = {paired.item_ids[k] for k in shown}
+    texts_a, texts_b = (
+        {item: p for item, p in store.samples(run.id) if item in wanted} if wanted else {}
+        for run in (paired.run_a, paired.run_b)
+    )
     rows = []
-    for k in kept[:limit] if limit is not None else kept:
-        (a, b), pa, pb = values[k], paired.payloads_a[k], paired.payloads_b[k]
-        rows.append({"item_id": paired.item_ids[k], "a": a, "b": b, "diff": b - a, **_texts(mode, pa, pb)})
+    for k in shown:
+        item = paired.item_ids[k]
+        (a, b), pa, pb = values[k], texts_a[item], texts_b[item]
+        rows.append({"item_id": item, "a": a, "b": b, "diff": b - a, **_texts(mode, pa, pb)})
     return rows
 
 

@@ -32,7 +32,8 @@ class NotComparable(Exception):
 
 @dataclass
 class PairedRuns:
-    """Two runs and the items both have, in run A's order."""
+    """Two runs and the items both have, in run A's order. Payloads hold the fields comparisons
+    use (:meth:`evalkit.store.ResultsStore.item_values`), not the texts."""
 
     run_a: RunRecord
     run_b: RunRecord
@@ -64,8 +65,9 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
     differences = config_differences(run_a, run_b)
     if differences:
         raise NotComparable("; ".join(differences))
-    samples_a = dict(store.samples(run_a.id))
-    samples_b = dict(store.samples(run_b.id))
+    # each item's compared fields (texts as digests), cached per run: no sample is read
+    samples_a = dict(store.item_values(run_a.id))
+    samples_b = dict(store.item_values(run_b.id))
     empty = [run.id for run, samples in ((run_a, samples_a), (run_b, samples_b)) if not samples]
     if empty:
         raise NotComparable(

@@ -142,7 +142,7 @@ def battles_from_store(
     for run in human_runs:
         if run.kind != "human":
             raise EvalkitError(f"run {run.id} is a {run.kind} run, not a human run")
-        for item_id, payload in store.samples(run.id):
+        for item_id, payload in store.item_values(run.id):  # the vote fields, without the texts
             outcome = payload.get("outcome")
             if outcome not in OUTCOME_TO_WINNER:
                 raise InputError(
@@ -164,7 +164,7 @@ def battles_from_store(
         if run.kind != "judge-pairwise":
             raise EvalkitError(f"--include-judge {rid}: a {run.kind} run, not a judge-pairwise run")
         judge = run.config.get("judge_model") or run.model or run.id
-        for item_id, payload in store.samples(run.id):
+        for item_id, payload in store.item_values(run.id):
             winner = _preference_winner(payload.get("preference"))
             if winner is None:
                 continue

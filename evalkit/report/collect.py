@@ -38,10 +38,18 @@ class ReportStoreView:
         self._store = store
         self._collected = collected
         self._runs: list[RunRecord] | None = None
+        self._values: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self.memo: dict[tuple, Any] = {}
 
     def samples(self, run_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         return iter(self._collected.samples(self._store, run_id))
+
+    def item_values(self, run_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """A run's cached item values, decoded once per report (every pair of models with this
+        run reads them)."""
+        if run_id not in self._values:
+            self._values[run_id] = self._store.item_values(run_id)
+        return self._values[run_id]
 
     def list_runs(self, *, kind: str | None = None, model: str | None = None, status: str | None = None) -> list[RunRecord]:
         if self._runs is None:
@@ -76,6 +84,6 @@ def collect_runs(store: ResultsStore, runs: Sequence[str] | None = None, *, incl
     for r in records:
         baseline = None
         if r.kind == "judge-pairwise" and not schema.comparability_values(r.kind, r.config).get("reference"):
-            baseline = _pairwise_baseline(out.samples(store, r.id))  # named per item only: read them
+            baseline = _pairwise_baseline(store.item_values(r.id))  # named per item only
         out.provenance[r.id] = provenance(r, baseline=baseline, item_set=item_sets[r.id])
     return out

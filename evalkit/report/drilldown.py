@@ -139,6 +139,7 @@ class Drilldown:
     _store: ResultsStore = field(repr=False)
     _collected: Collected = field(repr=False)
     _shared_index: dict[Any, int] = field(repr=False)
+    _columns: dict[str, list[list[Any]]] = field(default_factory=dict, repr=False)  # run -> its field columns, from the build
 
     def blocks(self) -> Iterator[tuple[str, list[Any]]]:
         for record in self._collected.runs:
@@ -151,8 +152,9 @@ class Drilldown:
         samples = self._collected.samples(self._store, record.id)
         index = self._shared_index
         columns: list[list[Any]] = [[item_id for item_id, _ in samples]]
-        for name, text in zip(meta["fields"], meta["text"]):
-            column = [p.get(name) for _, p in samples]
+        built = self._columns.pop(record.id, None)
+        for k, (name, text) in enumerate(zip(meta["fields"], meta["text"])):
+            column = built[k] if built is not None else [p.get(name) for _, p in samples]
             if text:
                 if name in RAW_FIELDS:
                     column = [_cut(v, record.id) if type(v) is str else v for v in column]
@@ -167,27 +169,28 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
     runs: dict[str, Any] = {}
     uses: Counter = Counter()  # text -> occurrences in all runs, in order of first use (gzip then
     first_kind: dict[Any, str] = {}  # sees a question beside its prompt and compresses the repeat)
-    candidates_of: dict[str, list[str]] = {}
+    distinct_of: dict[str, dict[Any, None]] = {}  # run -> its shareable texts, each once
+    columns_of: dict[str, list[list[Any]]] = {}  # kept for the rows (the values are the samples' own)
     for record in collected.runs:
         samples = collected.samples(store, record.id)
         fields = _fields(record.kind, samples)
         is_text = []
-        candidates = []
         key_columns = []
+        columns_of[record.id] = []
         for name in fields:
             column = [p.get(name) for _, p in samples]
+            columns_of[record.id].append(column)
             text = _text_column(column)
             is_text.append(text)
             if text and name not in RAW_FIELDS:
-                candidates.append(name)
                 key_columns.append([(v if type(v) is str else tuple(v)) if _shareable(v) else None for v in column])
         # item by item (not field by field), so an item's question, choices and prompt sit together
         keys = [k for row in zip(*key_columns) for k in row if k is not None]
         uses.update(keys)
-        for key in dict.fromkeys(keys):
+        distinct_of[record.id] = dict.fromkeys(keys)
+        for key in distinct_of[record.id]:
             first_kind.setdefault(key, record.kind)
         del keys, key_columns
-        candidates_of[record.id] = candidates
         prov = collected.provenance[record.id]
         models = {record.model} if record.model else set()
         if record.kind in ("human", "arena"):  # one run covers many models; its own name ("a vs b") is none of them
@@ -226,10 +229,6 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
             index[key] = len(shared)
             shared.append(key if isinstance(key, str) else list(key))
     for record in collected.runs:  # the groups each run's shared texts come from
-        needed: set[str] = set()
-        samples = collected.samples(store, record.id)
-        for name in candidates_of[record.id]:
-            values = {v if type(v) is str else tuple(v) for v in (p.get(name) for _, p in samples) if v is not None}
-            needed |= {first_kind[k] for k in values if k in index}
+        needed = {first_kind[k] for k in distinct_of.pop(record.id) if k in index}
         runs[record.id]["shared"] = sorted(group_of_kind[k] for k in needed)
-    return Drilldown(runs, shared, groups, store, collected, index)
+    return Drilldown(runs, shared, groups, store, collected, index, columns_of)

@@ -147,3 +147,21 @@ def test_hand_binomial_helper_is_what_scipy_computes():
 
     for k, n in [(2, 10), (0, 5), (7, 8), (13, 30)]:
         assert stats.binomtest(k, n).pvalue == pytest.approx(two_sided(k, n), abs=1e-12)
+
+
+def test_exact_binomial_against_one_half_is_scipys_binomtest():
+    from evalkit.compare.stats import binomial_test_half
+
+    cases = [(0, 1), (1, 1), (0, 2), (1, 2), (2, 10), (8, 10), (5, 10), (13, 30), (0, 60), (60, 60), (29, 60)]
+    cases += [(k, 14042) for k in (0, 6800, 6950, 7020, 7021, 7022, 7100, 7400, 14042)]  # full-MMLU sizes
+    cases += [(k, 5001) for k in (2400, 2500, 2501, 2600)]
+    for k, n in cases:
+        assert binomial_test_half(k, n) == pytest.approx(stats.binomtest(k, n, 0.5).pvalue, rel=1e-9, abs=1e-300), (k, n)
+    assert binomial_test_half(0, 0) == 1.0 and binomial_test_half(3, 6) == 1.0
+    assert binomial_test_half(2, 10) == float(Fraction(2 * (1 + 10 + 45), 1024))  # exact, not approximately
+
+
+def test_exact_interval_is_scipys_clopper_pearson():
+    for k, n, level in [(1, 2, 0.95), (3, 11, 0.9), (37, 60, 0.95), (120, 250, 0.99), (2499, 5000, 0.95)]:
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
+        assert binomial_interval(k, n, level) == (pytest.approx(ci.low, abs=1e-9), pytest.approx(ci.high, abs=1e-9))

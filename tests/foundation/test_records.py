@@ -201,3 +201,16 @@ def test_escaped_surrogate_pairs_and_nan_as_null(tmp_path):
     path = tmp_path / "r.json"
     path.write_text('[{"a": "\\ud83d\\ude00", "b": NaN, "c": [NaN]}]', encoding="utf-8")
     assert read_json_records(path, nan_as_null=True)[0].value == {"a": "\U0001f600", "b": None, "c": [None]}
+
+
+def test_overflowing_exponents_are_still_refused_but_hex_hashes_are_not_walked():
+    from evalkit.records import _SUSPECT, parse_json
+
+    for text in ('{"a": 1e400}', "[1.9E+308]", '{"x":-2e999}', "[0.1e1000]", '{"v": [3,\n 7e310]}'):
+        assert _SUSPECT.search(text), text
+        with pytest.raises(InputError, match="finite number"):
+            parse_json(text, shown="f.jsonl", line=1)
+    # lm-eval's doc/prompt/target hashes (sha256 hex) hold digit-e-digits runs in every sample line
+    line = '{"doc_hash": "768f5b55c447f54df816d3618f29ed3e524a24ec6a27d164dc4b68ec", "acc": 1.0}'
+    assert not _SUSPECT.search(line)
+    assert parse_json(line, shown="f.jsonl", line=1)["acc"] == 1.0

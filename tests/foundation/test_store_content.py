@@ -81,7 +81,7 @@ def test_migrating_a_version_1_store_moves_shared_values_and_keeps_payloads(tmp_
     path = tmp_path / "old.db"
     _v1_store(path)
     store = ResultsStore(path)
-    assert store.schema_version == 2
+    assert store.schema_version == 3
     assert list(store.samples("mmlu-1")) == [(f"anatomy/{k}", _mmlu_payload(k, 0)) for k in range(5)]
     assert _contents(store) == 11  # 5 questions, 5 prompts, 1 choices list
     assert store._conn.execute("SELECT COUNT(*) FROM samples WHERE shared IS NULL").fetchone()[0] == 0
@@ -91,7 +91,7 @@ def test_migrating_a_version_1_store_moves_shared_values_and_keeps_payloads(tmp_
         run.add_samples([(f"anatomy/{k}", _mmlu_payload(k, 1)) for k in range(5)])
     assert _contents(store) == 11
     store.close()
-    assert ResultsStore(path).schema_version == 2  # opening again migrates nothing
+    assert ResultsStore(path).schema_version == 3  # opening again migrates nothing
 
 
 def test_item_sets_cached_and_forgotten_when_items_change(tmp_path):

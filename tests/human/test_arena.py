@@ -200,3 +200,32 @@ def test_bootstrap_in_two_processes_gives_the_same_result():
     one = bootstrap_bradley_terry(frame, rounds=60, seed=2)
     two = bootstrap_bradley_terry(frame, rounds=60, seed=2, n_jobs=2)
     pd.testing.assert_frame_equal(one, two)
+
+
+def test_bootstrap_rounds_equal_a_separate_per_round_regression():
+    """The rounds are solved together by Newton's method; each must be the maximum-likelihood fit
+    that scikit-learn's regression finds for that round's resample on its own."""
+    from evalkit.metrics import bradley_terry as bt
+
+    rng = np.random.default_rng(21)
+    frame = simulate_battles(np.linspace(-200, 200, 10), 2500, rng, tie_rate=0.1)
+    boot = bootstrap_bradley_terry(frame, rounds=30, seed=4)
+    agg = bt._Aggregated.from_battles(frame)
+    draws = np.random.default_rng(4).multinomial(agg.n_battles, agg.counts / agg.counts.sum(), size=30)  # the same resamples
+    x, y = agg.design()
+    for k, counts in enumerate(draws):
+        weights = agg.weights(counts.astype(np.float64))
+        separate = bt._fit(agg, x, y, weights)  # a fresh regression per round
+        assert np.abs(boot.loc[k, agg.models].to_numpy() - separate).max() < 0.01
+
+
+def test_a_round_without_a_finite_maximum_falls_back_to_the_regression():
+    from evalkit.metrics import bradley_terry as bt
+
+    frame = battles(("A", "B", "model_a"), ("A", "B", "model_a"), ("B", "C", "model_a"), ("C", "B", "model_a"))
+    agg = bt._Aggregated.from_battles(frame)
+    ratings, solved = bt._newton_ratings(agg, agg.weights(agg.counts)[None, :])
+    assert not solved[0]  # A never lost: no maximum, Newton does not claim one
+    boot = bootstrap_bradley_terry(frame, rounds=20, seed=1)
+    assert boot.attrs["rounds_without_finite_ratings"] > 0
+    assert np.isfinite(boot.to_numpy()[~np.isnan(boot.to_numpy())]).all()
