@@ -88,9 +88,6 @@ class ContentCache:
         return _dumps(stored), (json.dumps(shared, separators=(",", ":")) if shared else None)
 
     def _fetch(self, conn: sqlite3.Connection, digests: set[str]) -> None:
-        if len(self._values) + len(digests) > CACHE_LIMIT:
-            self._values.clear()
-            self._refs.clear()
         wanted = list(digests)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
@@ -113,8 +110,13 @@ class ContentCache:
         # the same references (an item's question, choices and prompt) recur in every model's run:
         # check each distinct reference map once
         distinct = {id(refs): refs for _, _, refs in rows if refs}
-        needed = {d for refs in distinct.values() for d in refs.values() if d not in self._values}
+        batch = {d for refs in distinct.values() for d in refs.values()}
+        needed = {d for d in batch if d not in self._values}
         if needed:
+            if len(self._values) + len(needed) > CACHE_LIMIT:
+                # make room, then fetch every value these rows use: ones cached before are gone too
+                self._values.clear()
+                needed = batch
             self._fetch(conn, needed)
         values = self._values
         fast_loads, slow_loads = orjson.loads, loads

@@ -120,3 +120,21 @@ def test_a_version_1_store_opened_read_only_is_read_unchanged(tmp_path):
     assert store.item_sets(["mmlu-1"]) == {"mmlu-1": (5, items_hash([f"anatomy/{k}" for k in range(5)]))}
     store.close()
     assert path.read_bytes() == before  # not migrated, nothing cached
+
+
+def test_a_full_value_cache_is_emptied_without_losing_what_a_read_needs(tmp_path, monkeypatch):
+    import evalkit.store_content as store_content
+
+    store = ResultsStore(tmp_path / "s.db")
+    written = {}
+    for m, questions in enumerate((range(0, 10), range(5, 15))):  # the second run shares 5 questions with the first
+        with store.start_run("mmlu", f"model-{m}", {"m": m}) as run:
+            items = [(f"anatomy/{k}", _mmlu_payload(k, m / 8)) for k in questions]
+            run.add_samples(items)
+            written[run.id] = items
+    store.close()
+    store = ResultsStore(tmp_path / "s.db")  # an empty value cache
+    first, second = written
+    assert list(store.samples(first)) == written[first]  # its 21 values now fill the cache
+    monkeypatch.setattr(store_content, "CACHE_LIMIT", 25)  # the second read must empty it first
+    assert list(store.samples(second)) == written[second]
