@@ -204,13 +204,22 @@ def test_escaped_surrogate_pairs_and_nan_as_null(tmp_path):
 
 
 def test_overflowing_exponents_are_still_refused_but_hex_hashes_are_not_walked():
-    from evalkit.records import _SUSPECT, parse_json
+    from evalkit.records import _decode_flagged, parse_json
 
-    for text in ('{"a": 1e400}', "[1.9E+308]", '{"x":-2e999}', "[0.1e1000]", '{"v": [3,\n 7e310]}'):
-        assert _SUSPECT.search(text), text
-        with pytest.raises(InputError, match="finite number"):
+    def flagged(text):
+        return _decode_flagged(text, shown="f.jsonl", index=None, line=1, context="")[1]
+
+    too_large = "1" + "0" * 400 + ".5"  # no exponent, still beyond a float
+    for text in ('{"a": 1e400}', "[1.9E+308]", '{"x":-2e999}', "[0.1e1000]", '{"v": [3,\n 7e310]}', f"[{too_large}]",
+                 '{"n": NaN}', '[-Infinity]', '{"s": "\\udc00"}'):
+        assert flagged(text), text
+        with pytest.raises(InputError, match="finite number|surrogate"):
             parse_json(text, shown="f.jsonl", line=1)
+    # the largest float, a huge integer and an escaped surrogate pair are values evalkit takes
+    assert parse_json('[1.7976931348623157e308, 1e-400]', shown="f.jsonl", line=1) == [1.7976931348623157e308, 0.0]
+    assert parse_json("[" + "9" * 400 + "]", shown="f.jsonl", line=1) == [int("9" * 400)]
+    assert parse_json('["\\ud83d\\ude00"]', shown="f.jsonl", line=1) == ["\U0001f600"]
     # lm-eval's doc/prompt/target hashes (sha256 hex) hold digit-e-digits runs in every sample line
     line = '{"doc_hash": "768f5b55c447f54df816d3618f29ed3e524a24ec6a27d164dc4b68ec", "acc": 1.0}'
-    assert not _SUSPECT.search(line)
+    assert not flagged(line)
     assert parse_json(line, shown="f.jsonl", line=1)["acc"] == 1.0
