@@ -703,7 +703,8 @@ class ResultsStore:
         type, NaN/Infinity) raises :class:`~evalkit.schema.SchemaError` and writes none."""
         self._writable()
         kind = self._kind_of(run_id)
-        items = list(schema.validate_samples(kind, items, where=f"run {run_id}"))  # written by ContentCache.split
+        if not (isinstance(items, schema.CheckedSamples) and items.kind == kind):  # else check_run checked them
+            items = schema.validate_samples(kind, items, where=f"run {run_id}")
         now = utc_now()
         count = 0
         written: set[str] = set()

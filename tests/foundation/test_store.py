@@ -247,3 +247,23 @@ def test_running_run_of_live_process_stays_running(store):
     assert store.get_run(run.id).status == "running"
     time.sleep(0)  # same process, still alive
     assert store.list_runs(status="running")[0].id == run.id
+
+
+def test_samples_an_importer_checked_are_not_checked_again_but_others_are(tmp_path, monkeypatch):
+    from evalkit import schema
+
+    calls = []
+    real = schema.validate_sample
+    monkeypatch.setattr(schema, "validate_sample", lambda kind, item_id, payload, **kw: calls.append(item_id) or real(kind, item_id, payload, **kw))
+    samples = [(f"q{i}", {"response": f"answer {i}", "instruction": "say it"}) for i in range(3)]
+    with ResultsStore(tmp_path / "s.db") as store:
+        checked = store.check_run("generate", "m", {}, samples, source="file.json")
+        with store.start_run("generate", "m", {}) as run:
+            run.add_samples(checked)
+        assert calls == ["q0", "q1", "q2"]  # once each, by check_run
+        with store.start_run("generate", "m2", {}) as run:
+            run.add_samples(samples)  # a plain list: checked on write
+            assert calls[3:] == ["q0", "q1", "q2"]
+            # samples checked for another kind are checked again for this one
+            with pytest.raises(schema.SchemaError, match="field 'avg' is NaN"):
+                run.add_samples(schema.CheckedSamples("mmlu", [("x", {"response": "r", "avg": float("nan")})]))
