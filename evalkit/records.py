@@ -47,11 +47,10 @@ class JsonSyntaxError(InputError):
         self.reason = reason
 
 
-# Escapes that decode to something evalkit cannot store or trust: a lone UTF-16 surrogate (not
-# encodable as UTF-8), NaN / Infinity literals, and numbers that overflow to infinity (1e400, or a
-# mantissa of 309+ digits). Only text that matches is walked, so clean files cost one regex scan.
-# A JSON number ends before any letter or digit, so "5e524" inside a hex hash (lm-eval writes
-# three per sample) is not taken for an exponent: otherwise nearly every line was walked.
+# What evalkit cannot store or trust: a lone UTF-16 surrogate (not encodable as UTF-8), NaN /
+# Infinity literals and numbers that overflow to infinity (1e400, or 309+ digits). The parser's
+# hooks catch the numbers (see _decode_flagged); surrogates can only come from these escapes
+# (the text itself is valid UTF-8), so only text holding one is walked.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")  # one C-level scan per string, not a Python loop per character
 
