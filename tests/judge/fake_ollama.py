@@ -539,6 +539,17 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: f
     return predicate()
 
 
+def serve_in_foreground(server: FakeOllama, max_seconds: float) -> None:
+    """Print the server's URL on the first line, then serve until stdin closes or ``max_seconds``."""
+    import sys
+
+    with server:
+        print(server.url, flush=True)
+        done = threading.Event()
+        threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+        done.wait(max_seconds)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m tests.judge.fake_ollama``: serve in the foreground (benchmarks, manual runs).
 
@@ -547,7 +558,6 @@ def main(argv: list[str] | None = None) -> int:
     stdin closes or after ``--max-seconds``.
     """
     import argparse
-    import sys
 
     parser = argparse.ArgumentParser(prog="python -m tests.judge.fake_ollama", description=main.__doc__)
     parser.add_argument("--model", action="append", help="model to serve (repeatable; default llama3)")
@@ -558,11 +568,7 @@ def main(argv: list[str] | None = None) -> int:
     server = FakeOllama(models=args.model or ["llama3"], latency=args.latency)
     server.script(lambda req: {"score": args.score} if isinstance(req.format, dict) and "score" in json.dumps(req.format)
                   else {"better": "2"} if req.format else Reply(tokens=[Token("2", math.log(0.7), {"1": math.log(0.3)})]))
-    with server:
-        print(server.url, flush=True)
-        done = threading.Event()
-        threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
-        done.wait(args.max_seconds)
+    serve_in_foreground(server, args.max_seconds)
     return 0
 
 

@@ -26,11 +26,10 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from typing import Any
 
-from tests.judge.fake_ollama import FakeOllama, Fault, Reply, Request, Token, _Handler
+from tests.judge.fake_ollama import FakeOllama, Fault, Reply, Request, Token, _Handler, serve_in_foreground
 
 __all__ = ["FakeOpenAI", "Fault", "OpenAIRequest", "Reply", "Token"]
 
@@ -190,7 +189,6 @@ def main(argv: list[str] | None = None) -> int:
     """
     import argparse
     import os
-    import sys
 
     parser = argparse.ArgumentParser(prog="python -m tests.judge.fake_openai", description=main.__doc__)
     parser.add_argument("--model", action="append", help="model id to serve (repeatable; default llama3)")
@@ -203,11 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     server = FakeOpenAI(models=args.model or ["llama3"], latency=args.latency, api_key=key)
     server.script(lambda req: {"score": args.score} if isinstance(req.format, dict) and "score" in json.dumps(req.format)
                   else Reply(tokens=[Token("2", math.log(0.7), {"1": math.log(0.3)})]))
-    with server:
-        print(server.url, flush=True)
-        done = threading.Event()
-        threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
-        done.wait(args.max_seconds)
+    serve_in_foreground(server, args.max_seconds)
     return 0
 
 
