@@ -190,3 +190,23 @@ def test_bf16_runs_never_share_a_setup_with_fp32_ones(kind):
     assert schema.comparability_key(kind, recorded_fp32) == schema.comparability_key(kind, unrecorded)
     assert schema.comparability_key(kind, bf16) != schema.comparability_key(kind, recorded_fp32)
     assert schema.config_differences(kind, recorded_fp32, bf16) == [("precision", "fp32", "bf16")]
+
+
+def test_reading_commands_never_build_the_pydantic_models(tmp_path):
+    # runs list / leaderboard read validated rows: importing pydantic and building the models
+    # (about 0.2 s) is only paid by a command that writes
+    import subprocess
+    import sys
+
+    store = ResultsStore(tmp_path / "s.db")
+    with store.start_run("mmlu", "m", {"eval_set": "e"}) as run:
+        run.add_sample("q1", {"correct": True})
+        run.log_metric("acc", 1.0, n=1)
+    store.close()
+    code = ("import sys; from evalkit.cli import main\n"
+            "for argv in (['runs', 'list'], ['leaderboard', '--format', 'json']):\n"
+            "    try:\n        main(['--store', sys.argv[1], *argv])\n    except SystemExit as e:\n        assert not e.code, e.code\n"
+            "print('PYDANTIC', 'pydantic' in sys.modules, 'evalkit._schema_models' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.db")], capture_output=True, text=True, check=True).stdout
+    assert "PYDANTIC False False" in out
+    assert schema.CONFIG_MODELS["mmlu"] is schema.MmluConfig  # still reachable from evalkit.schema
