@@ -238,11 +238,17 @@ def _walk_non_finite(value: Any, path: str) -> str | None:
     return None
 
 
+_MODELS: Any = None
+
+
 def _models() -> Any:
     # the pydantic models are built on first validation, not on import (see _schema_models)
-    from evalkit import _schema_models
+    global _MODELS
+    if _MODELS is None:
+        from evalkit import _schema_models
 
-    return _schema_models
+        _MODELS = _schema_models
+    return _MODELS
 
 
 def __getattr__(name: str) -> Any:

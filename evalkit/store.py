@@ -660,14 +660,18 @@ class ResultsStore:
 
     def samples(self, run_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         """(item_id, payload) in the order they were first written."""
-        # a store older than shared content, opened read-only (so not migrated), has no `shared`
-        shared = "shared" if self.read_only is False or self._schema_version() >= 2 else "NULL"
-        rows = self._execute(
-            f"SELECT item_id, payload, {shared} FROM samples WHERE run_id=? ORDER BY seq", (run_id,)
-        ).fetchall()
+        rows = self._sample_rows(run_id)
         with self._lock:
             resolved = self._contents.resolve(self._conn, rows)
         yield from resolved
+
+    def _sample_rows(self, run_id: str) -> list[tuple[str, str, str | None]]:
+        """A run's stored ``(item_id, payload JSON, shared JSON)`` rows in sample order."""
+        # a store older than shared content, opened read-only (so not migrated), has no `shared`
+        shared = "shared" if self.read_only is False or self._schema_version() >= 2 else "NULL"
+        return self._execute(
+            f"SELECT item_id, payload, {shared} FROM samples WHERE run_id=? ORDER BY seq", (run_id,)
+        ).fetchall()
 
     def sample_count(self, run_id: str) -> int:
         return self._execute("SELECT COUNT(*) FROM samples WHERE run_id=?", (run_id,)).fetchone()[0]
@@ -689,7 +693,7 @@ class ResultsStore:
             cached = store_content.cached_item_values(self._conn, run_id)
         if cached is not None:
             return cached
-        values = store_content.item_values_of(self._kind_of(run_id), self.samples(run_id))
+        values = store_content.item_values_of_rows(self._kind_of(run_id), self._sample_rows(run_id))
         status = self._execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
         if not self.read_only and status is not None and status[0] != "running":  # a running run's items still change
             with self._lock:

@@ -251,6 +251,31 @@ def item_values_of(kind: str, samples: Iterable[tuple[str, Any]]) -> list[tuple[
     return out
 
 
+def item_values_of_rows(kind: str, rows: Iterable[tuple[str, str, str | None]]) -> list[tuple[str, dict[str, Any]]]:
+    """:func:`item_values_of` straight from stored ``(item_id, payload JSON, shared JSON)`` rows:
+    a shared field's digest is its content hash, so no shared text is fetched or hashed again
+    (a 14,042-item MMLU run finishes in a fraction of the time of resolving it)."""
+    fields = ITEM_VALUE_FIELDS.get(kind, ())
+    refs_of: dict[str, dict[str, str]] = {}
+    out = []
+    for item_id, payload_text, shared_text in rows:
+        payload = loads(payload_text)
+        values: dict[str, Any] = {}
+        if isinstance(payload, dict):
+            refs = (refs_of.get(shared_text) or refs_of.setdefault(shared_text, loads(shared_text))) if shared_text else {}
+            for name in fields:  # in the kind's field order, as item_values_of writes them
+                if name not in payload:
+                    continue
+                if name in refs:
+                    values[name] = "sha256:" + refs[name]
+                elif name in DIGESTED_FIELDS:
+                    values[name] = _digest(payload[name])
+                else:
+                    values[name] = payload[name]
+        out.append((item_id, values))
+    return out
+
+
 def _pack(values: list[tuple[str, dict[str, Any]]]) -> bytes:
     return zlib.compress(orjson.dumps(values), 6)
 
@@ -281,12 +306,11 @@ def remember_item_values(conn: sqlite3.Connection, run_id: str, values: list[tup
 def fill_item_caches(conn: sqlite3.Connection) -> None:
     """Data step of the migration to version 3: every run's item set and item values, computed
     once from its samples, so read-only listings and comparisons never read samples."""
-    cache = ContentCache()
     runs = conn.execute("SELECT id, kind FROM runs").fetchall()
     item_sets(conn, [run_id for run_id, _ in runs])
     for run_id, kind in runs:
         rows = conn.execute("SELECT item_id, payload, shared FROM samples WHERE run_id=? ORDER BY seq", (run_id,)).fetchall()
-        remember_item_values(conn, run_id, item_values_of(kind, cache.resolve(conn, rows)))
+        remember_item_values(conn, run_id, item_values_of_rows(kind, rows))
 
 
 MIGRATION_3: list[Any] = [

@@ -162,3 +162,17 @@ def test_vote_tables_read_the_cached_fields(tmp_path, kind):
     assert battles[["model_a", "model_b", "winner", "rater"]].values.tolist() == [
         ["A", "B", "model_b", "r1"], ["B", "A", "tie (bothbad)", "r1"]]
     assert set(battles["run_id"]) == {run_id} and reads.tables == set()
+
+
+def test_values_from_stored_rows_equal_values_from_the_resolved_payloads(tmp_path):
+    # finishing a run reads its stored rows, not the resolved samples: a shared text's digest is
+    # its content hash; a short (unshared) one and a null are hashed/kept as item_values_of does
+    store = ResultsStore(tmp_path / "s.db")
+    _every_kind(store)
+    with store.start_run("judge-pairwise", "C", {}) as run:
+        run.add_samples([("i/1", {"output_1": "short", "preference": 1.0}), ("i/2", {"output_1": None, "preference": 2.0}),
+                         ("i/3", {"output_1": "a reference long enough to be stored once as shared content" * 2})])
+    for record in store.list_runs():
+        assert store.item_values(record.id) == item_values_of(record.kind, store.samples(record.id)), record.kind
+    values = dict(store.item_values(run.id))
+    assert values["i/1"]["output_1"].startswith("sha256:") and values["i/2"]["output_1"] is None
