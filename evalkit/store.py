@@ -710,22 +710,25 @@ class ResultsStore:
         if not (isinstance(items, schema.CheckedSamples) and items.kind == kind):  # else check_run checked them
             items = schema.validate_samples(kind, items, where=f"run {run_id}")
         now = utc_now()
-        count = 0
         written: set[str] = set()
+        contents: list[tuple[str, str]] = []
+        rows = []
+        for item_id, payload in items:
+            stored, shared = self._contents.split(self._conn, payload, written, contents)
+            rows.append((run_id, item_id, run_id, stored, shared, now))
+        count = len(rows)
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for item_id, payload in items:
-                    stored, shared = self._contents.split(self._conn, payload, written)
-                    # keep the original position of an item that is rewritten (no duplicates)
-                    self._conn.execute(
-                        "INSERT INTO samples (run_id, item_id, seq, payload, shared, created_at) VALUES (?, ?,"
-                        " (SELECT COALESCE(MAX(seq), -1) + 1 FROM samples WHERE run_id=?), ?, ?, ?)"
-                        " ON CONFLICT(run_id, item_id) DO UPDATE SET payload=excluded.payload,"
-                        " shared=excluded.shared, created_at=excluded.created_at",
-                        (run_id, item_id, run_id, stored, shared, now),
-                    )
-                    count += 1
+                self._conn.executemany("INSERT OR IGNORE INTO contents (hash, value) VALUES (?, ?)", contents)
+                # keep the original position of an item that is rewritten (no duplicates)
+                self._conn.executemany(
+                    "INSERT INTO samples (run_id, item_id, seq, payload, shared, created_at) VALUES (?, ?,"
+                    " (SELECT COALESCE(MAX(seq), -1) + 1 FROM samples WHERE run_id=?), ?, ?, ?)"
+                    " ON CONFLICT(run_id, item_id) DO UPDATE SET payload=excluded.payload,"
+                    " shared=excluded.shared, created_at=excluded.created_at",
+                    rows,
+                )
                 if count:
                     store_content.forget_item_set(self._conn, run_id)
                     store_content.forget_item_values(self._conn, run_id)
@@ -819,12 +822,15 @@ class ResultsStore:
                     )
                 now = utc_now()
                 written: set[str] = set()
+                contents: list[tuple[str, str]] = []
+                rows = []
                 for seq, (item_id, payload) in enumerate(samples):
-                    stored, shared = self._contents.split(self._conn, payload, written)
-                    self._conn.execute(
-                        "INSERT INTO samples (run_id, item_id, seq, payload, shared, created_at) VALUES (?,?,?,?,?,?)",
-                        (run["id"], item_id, seq, stored, shared, now),
-                    )
+                    stored, shared = self._contents.split(self._conn, payload, written, contents)
+                    rows.append((run["id"], item_id, seq, stored, shared, now))
+                self._conn.executemany("INSERT OR IGNORE INTO contents (hash, value) VALUES (?, ?)", contents)
+                self._conn.executemany(
+                    "INSERT INTO samples (run_id, item_id, seq, payload, shared, created_at) VALUES (?,?,?,?,?,?)", rows
+                )
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from evalkit.report.provenance import items_hash
 from evalkit.store import _MIGRATIONS, ResultsStore, content_hash
 from evalkit.store_content import item_set_hash
@@ -138,3 +141,14 @@ def test_a_full_value_cache_is_emptied_without_losing_what_a_read_needs(tmp_path
     assert list(store.samples(first)) == written[first]  # its 21 values now fill the cache
     monkeypatch.setattr(store_content, "CACHE_LIMIT", 25)  # the second read must empty it first
     assert list(store.samples(second)) == written[second]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), st.lists(st.text(), min_size=1, max_size=5)))
+def test_shared_text_is_the_json_text_the_content_hash_was_always_taken_of(value):
+    # content hashes of existing stores were taken of json.dumps(ensure_ascii=False) text: the
+    # faster writer must produce the same text, lone surrogates and control characters included
+    from evalkit.store_content import _dumps, _shared_text
+
+    assert _shared_text(value) == _dumps(value)
+    assert _shared_text("\ud800 lone surrogate \x00\x1f\u2028") == _dumps("\ud800 lone surrogate \x00\x1f\u2028")
