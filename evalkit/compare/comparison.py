@@ -17,9 +17,17 @@ from evalkit.compare.modes import (
     compare_votes,
     refused_row,
 )
-from evalkit.compare.selection import NoRuns, NotComparable, PairedRuns, memoized, pair_runs, select_pair
+from evalkit.compare.selection import (
+    NoRuns,
+    NotComparable,
+    PairedRuns,
+    memoized,
+    pair_runs,
+    select_pair,
+)
 from evalkit.compare.stats import REFUSED, holm, percentile_interval, verdict
 from evalkit.errors import EvalkitError, InputError
+from evalkit.heap import no_cycle_collection
 from evalkit.store import ResultsStore, RunRecord
 
 # Bradley-Terry bootstrap rounds refit a logistic regression each; beyond 1000 rounds the
@@ -62,19 +70,20 @@ def compare_models(
         raise EvalkitError(f"unknown mode(s) {', '.join(map(repr, unknown))}; expected some of {', '.join(MODES)}")
     level = 1 - alpha
     rows = []
-    for mode in asked or MODES:
-        rng = np.random.default_rng([seed, zlib.crc32(mode.encode())])
-        try:
-            row = _MODE_FUNCTIONS[mode](
-                store, model_a, model_b, rounds=bootstrap, rng=rng, level=level, seed=seed, progress=progress
-            )
-        except NoRuns as exc:
-            if asked is None:
-                continue
-            row = refused_row(mode, str(exc))
-        except NotComparable as exc:
-            row = refused_row(mode, str(exc), runs=exc.runs, detail=exc.detail)
-        rows.append(row)
+    with no_cycle_collection():
+        for mode in asked or MODES:
+            rng = np.random.default_rng([seed, zlib.crc32(mode.encode())])
+            try:
+                row = _MODE_FUNCTIONS[mode](
+                    store, model_a, model_b, rounds=bootstrap, rng=rng, level=level, seed=seed, progress=progress
+                )
+            except NoRuns as exc:
+                if asked is None:
+                    continue
+                row = refused_row(mode, str(exc))
+            except NotComparable as exc:
+                row = refused_row(mode, str(exc), runs=exc.runs, detail=exc.detail)
+            rows.append(row)
     if not rows:
         raise EvalkitError(
             f"no finished runs of {model_a!r} or {model_b!r} to compare in {store.path}; see `evalkit runs list`"
@@ -299,7 +308,11 @@ def _bradley_terry_fits(store, battles, *, rounds: int, seed: int, progress: boo
 
     import pandas as pd
 
-    from evalkit.metrics.bradley_terry import BATTLE_COLUMNS, bootstrap_bradley_terry, fit_bradley_terry
+    from evalkit.metrics.bradley_terry import (
+        BATTLE_COLUMNS,
+        bootstrap_bradley_terry,
+        fit_bradley_terry,
+    )
 
     rows = pd.util.hash_pandas_object(battles[list(BATTLE_COLUMNS)], index=False).to_numpy()
     key = (hashlib.sha256(rows.tobytes()).hexdigest(), rounds, seed)

@@ -14,9 +14,7 @@ Safety of untrusted text (model responses, judge answers, model names):
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
-import io
 import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
@@ -26,12 +24,20 @@ from typing import Any
 
 import jinja2
 import orjson
+from zlib_ng import zlib_ng
 
+from evalkit.heap import no_cycle_collection
 from evalkit.report.charts import interval_chart, loss_chart, mmlu_chart
 from evalkit.report.collect import Collected, ReportStoreView, collect_runs
 from evalkit.report.comparison import MAX_PAIRS, REPORT_BOOTSTRAP, compute_comparisons
 from evalkit.report.drilldown import build_drilldown
-from evalkit.report.leaderboard import COLUMN_BY_KEY, COLUMNS, Leaderboard, build_leaderboard, format_cell
+from evalkit.report.leaderboard import (
+    COLUMN_BY_KEY,
+    COLUMNS,
+    Leaderboard,
+    build_leaderboard,
+    format_cell,
+)
 from evalkit.report.provenance import FIELD_LABELS, Provenance
 from evalkit.store import ResultsStore
 
@@ -119,14 +125,16 @@ def encode_block(values: list[Any], compress_over: int = COMPRESS_OVER) -> tuple
             break
     else:
         return b"".join(plain).decode("utf-8"), "application/json", "json"
-    buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", compresslevel=6, mtime=0) as packed:
-        for part in plain:
-            packed.write(part)
-        plain.clear()
-        for part in parts:
-            packed.write(part)
-    return base64.b64encode(buffer.getbuffer()).decode("ascii"), "application/octet-stream", "gzip+base64"
+    # zlib-ng writes the same gzip format faster: on a 20-model report's 84 MB of item data, zlib
+    # at level 6 took 4.1 s for 22.6 MB; zlib-ng at level 7 takes 2.6 s for 22.3 MB (its level 6,
+    # 1.7 s, is 2% larger: the page would pass 30 MB). wbits 31: a gzip header with mtime 0, so
+    # the same store gives the same page.
+    packer = zlib_ng.compressobj(7, zlib_ng.DEFLATED, 31)
+    packed = [packer.compress(part) for part in plain]
+    plain.clear()
+    packed += [packer.compress(part) for part in parts]
+    packed.append(packer.flush())
+    return base64.b64encode(b"".join(packed)).decode("ascii"), "application/octet-stream", "gzip+base64"
 
 
 def _item_blocks(drill: Any, compress_over: int) -> Iterator[dict[str, str]]:
@@ -290,6 +298,12 @@ def render_report(
     "columns", "rows"}`` of plain text (escaped like everything else), e.g. an experiment's
     variant x mode comparison.
     """
+    with no_cycle_collection():
+        return _render_report(store, out, runs=runs, title=title, include_unfinished=include_unfinished, notices=notices,
+                              extra_sections=extra_sections, max_pairs=max_pairs, compress_over=compress_over)
+
+
+def _render_report(store, out, *, runs, title, include_unfinished, notices, extra_sections, max_pairs, compress_over) -> Path:
     from evalkit import __version__
 
     collected = collect_runs(store, runs, include_unfinished=include_unfinished)
