@@ -665,6 +665,21 @@ class ResultsStore:
             resolved = self._contents.resolve(self._conn, rows)
         yield from resolved
 
+    def samples_of_items(self, run_id: str, item_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """item id -> payload for the given items of a run (those it has): a few texts without
+        reading the whole run."""
+        wanted = list(dict.fromkeys(item_ids))
+        rows: list[tuple[str, str, str | None]] = []
+        shared = "shared" if self.read_only is False or self._schema_version() >= 2 else "NULL"
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows += self._execute(
+                f"SELECT item_id, payload, {shared} FROM samples WHERE run_id=? AND item_id IN ({','.join('?' * len(chunk))})",
+                (run_id, *chunk),
+            ).fetchall()
+        with self._lock:
+            return dict(self._contents.resolve(self._conn, rows))
+
     def _sample_rows(self, run_id: str) -> list[tuple[str, str, str | None]]:
         """A run's stored ``(item_id, payload JSON, shared JSON)`` rows in sample order."""
         # a store older than shared content, opened read-only (so not migrated), has no `shared`

@@ -136,18 +136,19 @@ def _mmlu(store, model_a, model_b, *, rounds, rng, level, **_) -> dict:
     return _mmlu_paired(select_pair(store, "mmlu", model_a, model_b), rounds=rounds, rng=rng, level=level)
 
 
-def _correct(paired: PairedRuns, payloads: list[dict], run: RunRecord) -> np.ndarray:
-    try:
-        return np.array([bool(p["correct"]) for p in payloads], dtype=bool)  # no call per item: 14k items x many pairs
-    except KeyError:  # name the first item without it
-        return np.array([bool(_require(p, "correct", run, i)) for i, p in zip(paired.item_ids, payloads)], dtype=bool)
+def _correct(paired: PairedRuns, side: str) -> np.ndarray:
+    column = paired.column(side, "correct")  # no call per item: 14k items x many pairs
+    if None in column:  # missing (name the first item without it) or null (not correct)
+        run, payloads = (paired.run_a, paired.payloads_a) if side == "a" else (paired.run_b, paired.payloads_b)
+        column = [_require(p, "correct", run, i) for i, p in zip(paired.item_ids, payloads)]
+    return np.array([bool(c) for c in column], dtype=bool)
 
 
 def _mmlu_paired(paired: PairedRuns, *, rounds, rng, level) -> dict:
-    correct_a = _correct(paired, paired.payloads_a, paired.run_a)
-    correct_b = _correct(paired, paired.payloads_b, paired.run_b)
+    correct_a = _correct(paired, "a")
+    correct_b = _correct(paired, "b")
     row = compare_accuracy(correct_a, correct_b, rounds=rounds, rng=rng, level=level)
-    categories = np.array([str(p.get("category") or "unknown") for p in paired.payloads_a])
+    categories = np.array([str(c or "unknown") for c in paired.column("a", "category")])
     row["detail"]["categories"] = [
         compare_accuracy(correct_a[categories == c], correct_b[categories == c], rounds=rounds, rng=rng, level=level, mode=f"mmlu/{c}")
         for c in sorted(set(categories))
@@ -273,27 +274,31 @@ def _human(store, model_a, model_b, *, rounds, level, seed, progress, **_) -> di
         raise NoRuns("no finished human runs in the store")
     from evalkit.human.arena import battles_from_store
 
-    battles = memoized(store, ("battles", tuple(human_runs)), lambda: battles_from_store(store, run_ids=human_runs))
-    voted = set(battles["model_a"]) | set(battles["model_b"])
+    def read_battles() -> tuple[Any, Any, Any, Any, set]:
+        frame = battles_from_store(store, run_ids=human_runs)
+        # plain arrays for the head-to-head counts: a report asks for dozens of pairs
+        first, second = frame["model_a"].to_numpy(dtype=object), frame["model_b"].to_numpy(dtype=object)
+        winner = frame["winner"].to_numpy(dtype=object)
+        won = np.where(winner == "model_a", first, np.where(winner == "model_b", second, None))
+        return frame, first, second, won, set(first) | set(second)
+
+    battles, first, second, won, voted = memoized(store, ("battles", tuple(human_runs)), read_battles)
     missing = [m for m in (model_a, model_b) if m not in voted]
     if len(missing) == 2:
         raise NoRuns(f"no human votes on {model_a!r} or {model_b!r}")
     if missing:
         raise NotComparable(f"no human votes on {missing[0]!r}")
-    pair = battles[
-        ((battles["model_a"] == model_a) & (battles["model_b"] == model_b))
-        | ((battles["model_a"] == model_b) & (battles["model_b"] == model_a))
-    ]
-    winner = np.where(pair["winner"] == "model_a", pair["model_a"], np.where(pair["winner"] == "model_b", pair["model_b"], None))
+    in_pair = ((first == model_a) & (second == model_b)) | ((first == model_b) & (second == model_a))
+    winner = won[in_pair]
     a_wins, b_wins = int(np.sum(winner == model_a)), int(np.sum(winner == model_b))
-    row = compare_votes(a_wins, b_wins, len(pair) - a_wins - b_wins, level=level)
+    row = compare_votes(a_wins, b_wins, int(in_pair.sum()) - a_wins - b_wins, level=level)
     row["runs"] = {"human": ",".join(human_runs)}
     row["detail"]["bradley_terry"] = _bradley_terry(
         store, battles, model_a, model_b, rounds=rounds, seed=seed, level=level, progress=progress
     )
     if a_wins + b_wins == 0:
         raise _refuse_with(row, f"no decisive head-to-head human votes between {model_a!r} and {model_b!r} "
-                           f"({len(pair)} ties); the Bradley-Terry difference is in the detail")
+                           f"({len(winner)} ties); the Bradley-Terry difference is in the detail")
     return row
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from evalkit.compare.comparison import preference_value
 from evalkit.compare.selection import NoRuns, NotComparable, select_pair
 from evalkit.errors import EvalkitError
@@ -30,29 +32,36 @@ def items_differing(
     except (NotComparable, NoRuns) as exc:
         raise EvalkitError(f"{mode}: {model_a!r} and {model_b!r} cannot be compared: {exc}") from None
     if mode == "mmlu":  # the common case at scale: 0/1 per question, without a call per item
-        values = list(zip(
-            [float(bool(p.get("correct"))) for p in paired.payloads_a],
-            [float(bool(p.get("correct"))) for p in paired.payloads_b],
-        ))
+        correct_a = np.array([float(bool(c)) for c in paired.column("a", "correct")])
+        correct_b = np.array([float(bool(c)) for c in paired.column("b", "correct")])
+        values = _Pairs(correct_a, correct_b)
+        kept = np.flatnonzero(correct_a != correct_b).tolist()  # every gap is 1: item order
     else:
         values = [_item_values(mode, item, pa, pb, paired)
                   for item, pa, pb in zip(paired.item_ids, paired.payloads_a, paired.payloads_b)]
-    kept = [k for k, v in enumerate(values) if v is not None and v[0] != v[1]]
-    # largest gap first; stable, so equal gaps keep item order (texts only for the rows returned)
-    kept.sort(key=lambda k: -abs(values[k][1] - values[k][0]))
+        kept = [k for k, v in enumerate(values) if v is not None and v[0] != v[1]]
+        # largest gap first; stable, so equal gaps keep item order (texts only for the rows returned)
+        kept.sort(key=lambda k: -abs(values[k][1] - values[k][0]))
     shown = kept[:limit] if limit is not None else kept
     # the paired values carry no texts: read the two runs' samples for the items shown only
-    wanted = {paired.item_ids[k] for k in shown}
-    texts_a, texts_b = (
-        {item: p for item, p in store.samples(run.id) if item in wanted} if wanted else {}
-        for run in (paired.run_a, paired.run_b)
-    )
+    wanted = [paired.item_ids[k] for k in shown]
+    texts_a, texts_b = (store.samples_of_items(run.id, wanted) if wanted else {} for run in (paired.run_a, paired.run_b))
     rows = []
     for k in shown:
         item = paired.item_ids[k]
         (a, b), pa, pb = values[k], texts_a[item], texts_b[item]
         rows.append({"item_id": item, "a": a, "b": b, "diff": b - a, **_texts(mode, pa, pb)})
     return rows
+
+
+class _Pairs:
+    """``values[k]`` as ``(a, b)`` floats, from two arrays."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray):
+        self.a, self.b = a, b
+
+    def __getitem__(self, k: int) -> tuple[float, float]:
+        return float(self.a[k]), float(self.b[k])
 
 
 def _item_values(mode: str, item: str, pa: dict, pb: dict, paired) -> tuple[float, float] | None:

@@ -17,6 +17,7 @@ from evalkit import schema
 from evalkit.selection import config_differences, pick_runs
 from evalkit.store import ResultsStore, RunRecord
 
+
 class NoRuns(Exception):
     """Neither model has results of this mode: the mode is left out unless asked for."""
 
@@ -43,10 +44,19 @@ class PairedRuns:
     only_a: int = 0
     only_b: int = 0
     notes: list[str] = field(default_factory=list)
+    # (side, field) -> that run's whole column, when both runs have the same items in the same
+    # order (then a run's column is the paired column, and is shared by every pair it is in)
+    run_column: Callable[[str, str], list[Any]] | None = field(default=None, repr=False)
 
     @property
     def runs(self) -> dict[str, str]:
         return {"a": self.run_a.id, "b": self.run_b.id}
+
+    def column(self, side: str, name: str) -> list[Any]:
+        """``payload.get(name)`` of every paired item of run ``side`` ("a" or "b"), in item order."""
+        if self.run_column is not None:
+            return self.run_column(side, name)
+        return [p.get(name) for p in (self.payloads_a if side == "a" else self.payloads_b)]
 
 
 def picked_runs(store: ResultsStore, kind: str, *, exclude: set[str] = frozenset()) -> dict[str, RunRecord]:
@@ -66,24 +76,35 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
     if differences:
         raise NotComparable("; ".join(differences))
     # each item's compared fields (texts as digests), cached per run: no sample is read
-    samples_a = dict(store.item_values(run_a.id))
-    samples_b = dict(store.item_values(run_b.id))
-    empty = [run.id for run, samples in ((run_a, samples_a), (run_b, samples_b)) if not samples]
+    ids_a, all_a = _run_items(store, run_a)
+    ids_b, all_b = _run_items(store, run_b)
+    empty = [run.id for run, ids in ((run_a, ids_a), (run_b, ids_b)) if not ids]
     if empty:
         raise NotComparable(
             f"run {' and '.join(empty)} has no per-item samples (aggregate results only, e.g. an imported "
             "results file): a paired comparison needs the items"
         )
-    common = [item for item in samples_a if item in samples_b]
-    if not common:
-        raise NotComparable(
-            f"no items in common ({run_a.id} has {len(samples_a)}, {run_b.id} has {len(samples_b)}): different eval sets"
-        )
-    payloads_a = [samples_a[i] for i in common]
-    payloads_b = [samples_b[i] for i in common]
+    run_column = None
+    if ids_a == ids_b:  # the usual case (one eval set, one order): the runs' own lists, no lookups
+        common, payloads_a, payloads_b = ids_a, all_a, all_b
+
+        def run_column(side: str, name: str) -> list[Any]:
+            return _run_column(store, run_a if side == "a" else run_b, name)
+    else:
+        samples_a, samples_b = dict(zip(ids_a, all_a)), dict(zip(ids_b, all_b))
+        common = [item for item in ids_a if item in samples_b]
+        if not common:
+            raise NotComparable(
+                f"no items in common ({run_a.id} has {len(samples_a)}, {run_b.id} has {len(samples_b)}): different eval sets"
+            )
+        payloads_a = [samples_a[i] for i in common]
+        payloads_b = [samples_b[i] for i in common]
     for name, what in schema.ITEM_COMPARABILITY.get(kind, ()):
-        values_a = [p.get(name) for p in payloads_a]
-        values_b = [p.get(name) for p in payloads_b]
+        if run_column is not None:
+            values_a, values_b = run_column("a", name), run_column("b", name)
+        else:
+            values_a = [p.get(name) for p in payloads_a]
+            values_b = [p.get(name) for p in payloads_b]
         if values_a == values_b:  # the usual case, checked in one comparison of two lists
             continue
         differing = [item for item, va, vb in zip(common, values_a, values_b) if va != vb]
@@ -98,14 +119,28 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
         common,
         payloads_a,
         payloads_b,
-        only_a=len(samples_a) - len(common),
-        only_b=len(samples_b) - len(common),
+        only_a=len(ids_a) - len(common),
+        only_b=len(ids_b) - len(common),
+        run_column=run_column,
     )
     if paired.only_a or paired.only_b:
         paired.notes.append(
             f"compared on the {len(common)} items both have ({paired.only_a} only in A, {paired.only_b} only in B)"
         )
     return paired
+
+
+def _run_items(store: ResultsStore, run: RunRecord) -> tuple[list[str], list[dict[str, Any]]]:
+    """A run's item ids and item values, split once per report (every pair with the run reads them)."""
+    def split() -> tuple[list[str], list[dict[str, Any]]]:
+        values = store.item_values(run.id)
+        return [item for item, _ in values], [payload for _, payload in values]
+
+    return memoized(store, ("items", run.id), split)
+
+
+def _run_column(store: ResultsStore, run: RunRecord, name: str) -> list[Any]:
+    return memoized(store, ("column", run.id, name), lambda: [p.get(name) for p in _run_items(store, run)[1]])
 
 
 def memoized(store: ResultsStore, key: tuple, compute: Callable[[], Any]) -> Any:

@@ -19,7 +19,6 @@ what is paired with what. Three pieces are written here, each a few lines:
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from fractions import Fraction
 
 import numpy as np

@@ -176,3 +176,14 @@ def test_values_from_stored_rows_equal_values_from_the_resolved_payloads(tmp_pat
         assert store.item_values(record.id) == item_values_of(record.kind, store.samples(record.id)), record.kind
     values = dict(store.item_values(run.id))
     assert values["i/1"]["output_1"].startswith("sha256:") and values["i/2"]["output_1"] is None
+
+
+def test_samples_of_items_are_those_payloads_as_written(tmp_path):
+    store = ResultsStore(tmp_path / "s.db")
+    with store.start_run("mmlu", "m", {}) as run:
+        run.add_samples([(f"anatomy/{k}", _mmlu_payload(k, k % 4)) for k in range(700)])  # over one IN (...) chunk
+    everything = dict(store.samples(run.id))
+    wanted = ["anatomy/699", "anatomy/3", "missing/1", "anatomy/3"] + [f"anatomy/{k}" for k in range(100, 650)]
+    got = store.samples_of_items(run.id, wanted)
+    assert got == {item: everything[item] for item in wanted if item in everything}
+    assert got["anatomy/3"]["prompt"] == _mmlu_payload(3, 3)["prompt"]  # shared text put back
