@@ -665,6 +665,19 @@ class ResultsStore:
             resolved = self._contents.resolve(self._conn, rows)
         yield from resolved
 
+    def samples_with_refs(self, run_id: str) -> list[tuple[str, Any, dict[str, str] | None]]:
+        """``(item_id, payload, refs)`` in sample order, shared texts not put back: a field whose
+        value is stored once for all runs is null in ``payload`` and named by its content hash in
+        ``refs`` (equal texts, equal hashes); :meth:`shared_values` gives the values."""
+        rows = self._sample_rows(run_id)
+        with self._lock:
+            return self._contents.unresolved(rows)
+
+    def shared_values(self, digests: Iterable[str]) -> dict[str, Any]:
+        """content hash (from :meth:`samples_with_refs`) -> the value; lists are not copied."""
+        with self._lock:
+            return self._contents.values_of(self._conn, digests)
+
     def samples_of_items(self, run_id: str, item_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """item id -> payload for the given items of a run (those it has): a few texts without
         reading the whole run."""

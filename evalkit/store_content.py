@@ -154,6 +154,35 @@ class ContentCache:
             append((item_id, value))
         return out
 
+    def unresolved(self, rows: Iterable[tuple[str, str, str | None]]) -> list[tuple[str, Any, dict[str, str] | None]]:
+        """``(item_id, payload, refs)`` from stored rows without fetching any shared value: a
+        shared field is null in ``payload`` and its content hash is ``refs[field]`` (a reader
+        that only needs to know which texts are equal, such as the report, never decodes them
+        per item)."""
+        refs_of = self._refs
+        if len(refs_of) > CACHE_LIMIT:
+            refs_of.clear()
+        out = []
+        for item_id, payload, shared in rows:
+            refs = (refs_of.get(shared) or refs_of.setdefault(shared, loads(shared))) if shared else None
+            try:
+                value = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                value = loads(payload)
+            out.append((item_id, value, refs))
+        return out
+
+    def values_of(self, conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, Any]:
+        """content hash -> shared value (decoded once; lists are shared, not copied: read only)."""
+        wanted = set(digests)
+        needed = {d for d in wanted if d not in self._values}
+        if needed:
+            if len(self._values) + len(needed) > CACHE_LIMIT:
+                self._values.clear()
+                needed = wanted
+            self._fetch(conn, needed)
+        return {d: self._values[d] for d in wanted}
+
 
 # -- schema version 2 ---------------------------------------------------------------------------
 

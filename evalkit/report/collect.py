@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,14 +43,6 @@ class ReportStoreView:
 
     def samples(self, run_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
         return iter(self._collected.samples(self._store, run_id))
-
-    def samples_of_items(self, run_id: str, item_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """As :meth:`ResultsStore.samples_of_items`, from the samples the report has read."""
-        key = ("sample index", run_id)
-        if key not in self.memo:
-            self.memo[key] = (True, dict(self._collected.samples(self._store, run_id)))
-        index = self.memo[key][1]
-        return {item: index[item] for item in item_ids if item in index}
 
     def item_values(self, run_id: str) -> list[tuple[str, dict[str, Any]]]:
         """A run's cached item values, decoded once per report (every pair of models with this

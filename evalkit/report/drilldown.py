@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -104,28 +105,48 @@ def _rounded_column(column: list[Any]) -> list[Any]:
     return [v if type(v) in (int, bool, str) or v is None else _rounded(v) for v in column]
 
 
-def _fields(kind: str, samples: list[tuple[str, dict[str, Any]]]) -> list[str]:
+def _fields(kind: str, payloads: list[dict[str, Any]]) -> list[str]:
     """The kind's usual fields first (those present), then the others in their payload order."""
     present: dict[str, None] = {}
-    for key_set in {tuple(p) for _, p in samples}:  # runs have a handful of distinct key layouts
+    for key_set in {tuple(p) for p in payloads if isinstance(p, dict)}:  # runs have a handful of distinct key layouts
         present.update(dict.fromkeys(key_set))
     return [f for f in FIELD_ORDER.get(kind, ()) if f in present] + [f for f in present if f not in FIELD_ORDER.get(kind, ())]
 
 
+# A text the store keeps once for all runs is read as its content hash, (_STORED, hash), not as the
+# text: equal texts have equal hashes, so the report finds repeats without decoding a text per
+# item, and decodes each distinct one once. The marker object keeps the pair from ever equalling
+# a text or a list of texts.
+_STORED = object()
+
+
+def _is_stored(value: Any) -> bool:
+    return type(value) is tuple and value[0] is _STORED
+
+
 def _text_column(column: list[Any]) -> bool:
-    has_text = False
-    for value in column:
-        if value is None:
-            continue
-        if type(value) is str or _is_text(value):
-            has_text = True
-        else:
-            return False
-    return has_text
+    """Every value a text, a list of texts or a stored text (tuples are only ever stored
+    texts: JSON has none), and at least one there; by types first, values only for lists."""
+    kinds = set(map(type, column))
+    kinds.discard(type(None))
+    if not kinds or not kinds <= {str, tuple, list}:
+        return False
+    return list not in kinds or all(_is_text(v) for v in column if type(v) is list)
 
 
-def _shareable(value: Any) -> bool:
-    return value is not None and (type(value) is not str or len(value) >= SHARE_MIN_LENGTH)
+def _columns(fields: list[str], stored: list[tuple[str, Any, dict[str, str] | None]]) -> list[list[Any]]:
+    """Per field, ``payload.get(field)`` of every sample, a stored text as ``(_STORED, hash)``
+    (a comprehension per field, then one pass over the references: at 300k items several times
+    faster than a loop over fields per item)."""
+    payloads = [p if type(p) is dict else {} for _, p, _ in stored]
+    # map(dict.get, ...) runs in C: about twice as fast as a comprehension here
+    columns = {name: list(map(dict.get, payloads, repeat(name, len(payloads)))) for name in fields}
+    for k, (_, _, refs) in enumerate(stored):
+        if refs:
+            for name, digest in refs.items():
+                if name in columns:
+                    columns[name][k] = (_STORED, digest)
+    return [columns[name] for name in fields]
 
 
 @dataclass
@@ -136,10 +157,10 @@ class Drilldown:
     runs: dict[str, dict[str, Any]]
     shared: list[Any]
     groups: list[dict[str, Any]]  # {"id", "start", "count"}: consecutive slices of ``shared``
-    _store: ResultsStore = field(repr=False)
     _collected: Collected = field(repr=False)
     _shared_index: dict[Any, int] = field(repr=False)
-    _columns: dict[str, list[list[Any]]] = field(default_factory=dict, repr=False)  # run -> its field columns, from the build
+    _stored_values: dict[str, Any] = field(repr=False)  # content hash -> text, for every stored text the runs use
+    _columns: dict[str, list[list[Any]]] = field(default_factory=dict, repr=False)  # run -> item ids, then its field columns
 
     def blocks(self) -> Iterator[tuple[str, list[Any]]]:
         for record in self._collected.runs:
@@ -149,20 +170,29 @@ class Drilldown:
         """Rows built column by column (a comprehension per field is several times faster than
         a loop over fields per item at 300k items)."""
         meta = self.runs[record.id]
-        samples = self._collected.samples(self._store, record.id)
-        index = self._shared_index
-        columns: list[list[Any]] = [[item_id for item_id, _ in samples]]
-        built = self._columns.pop(record.id, None)
-        for k, (name, text) in enumerate(zip(meta["fields"], meta["text"])):
-            column = built[k] if built is not None else [p.get(name) for _, p in samples]
+        index, values = self._shared_index, self._stored_values
+        built = self._columns.pop(record.id)
+        columns: list[list[Any]] = [built[0]]
+        for column, name, text in zip(built[1:], meta["fields"], meta["text"]):
             if text:
                 if name in RAW_FIELDS:
                     column = [_cut(v, record.id) if type(v) is str else v for v in column]
-                column = [v if v is None else index.get(v if type(v) is str else tuple(v), v) for v in column]
-            elif any(type(v) in (float, list, dict) for v in column):
-                column = _rounded_column(column)
+                get = index.get
+                column = [
+                    get(v, v) if type(v) is str
+                    else v if v is None
+                    else (r if (r := get(v)) is not None else values[v[1]]) if type(v) is tuple  # a stored text
+                    else get(tuple(v), v)  # a list of texts
+                    for v in column
+                ]
+            else:
+                kinds = set(map(type, column))
+                if tuple in kinds:  # a stored text in a column of numbers: its value
+                    column = [values[v[1]] if type(v) is tuple else v for v in column]
+                if kinds & {float, list, dict}:
+                    column = _rounded_column(column)
             columns.append(column)
-        return [list(row) for row in zip(*columns)]
+        return list(map(list, zip(*columns)))
 
 
 def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: dict[str, str] | None = None) -> Drilldown:
@@ -170,20 +200,27 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
     uses: Counter = Counter()  # text -> occurrences in all runs, in order of first use (gzip then
     first_kind: dict[Any, str] = {}  # sees a question beside its prompt and compresses the repeat)
     distinct_of: dict[str, dict[Any, None]] = {}  # run -> its shareable texts, each once
-    columns_of: dict[str, list[list[Any]]] = {}  # kept for the rows (the values are the samples' own)
+    columns_of: dict[str, list[list[Any]]] = {}  # kept for the rows
+    digests: set[str] = set()
     for record in collected.runs:
-        samples = collected.samples(store, record.id)
-        fields = _fields(record.kind, samples)
+        stored = store.samples_with_refs(record.id)  # texts kept once in the store stay hashes
+        for _, _, refs in stored:
+            if refs:
+                digests.update(refs.values())
+        fields = _fields(record.kind, [p for _, p, _ in stored])
+        columns = _columns(fields, stored)
+        columns_of[record.id] = [[item_id for item_id, _, _ in stored], *columns]
         is_text = []
         key_columns = []
-        columns_of[record.id] = []
-        for name in fields:
-            column = [p.get(name) for _, p in samples]
-            columns_of[record.id].append(column)
+        for name, column in zip(fields, columns):
             text = _text_column(column)
             is_text.append(text)
             if text and name not in RAW_FIELDS:
-                key_columns.append([(v if type(v) is str else tuple(v)) if _shareable(v) else None for v in column])
+                minimum = SHARE_MIN_LENGTH  # shareable: a stored text, a list of texts, a text this long
+                key_columns.append([
+                    (v if len(v) >= minimum else None) if type(v) is str else v if v is None or type(v) is tuple else tuple(v)
+                    for v in column
+                ])
         # item by item (not field by field), so an item's question, choices and prompt sit together
         keys = [k for row in zip(*key_columns) for k in row if k is not None]
         uses.update(keys)
@@ -195,8 +232,9 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
         models = {record.model} if record.model else set()
         if record.kind in ("human", "arena"):  # one run covers many models; its own name ("a vs b") is none of them
             models = set()
-            for _, p in samples:
-                models |= {p[k] for k in ("model_a", "model_b", "model") if isinstance(p.get(k), str)}
+            for _, p, _ in stored:
+                if type(p) is dict:
+                    models |= {p[k] for k in ("model_a", "model_b", "model") if isinstance(p.get(k), str)}
         runs[record.id] = {
             "kind": record.kind,
             "model": record.model,
@@ -209,9 +247,11 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
             "text": [int(t) for t in is_text],
             "verdict": VERDICT_FIELD.get(record.kind),
             "title": TITLE_FIELD.get(record.kind, "instruction"),
-            "n": len(samples),
+            "n": len(stored),
             "shared": [],
         }
+        del stored
+    values = store.shared_values(digests)
     # grouped by the kind that first uses them, each group in order of first use
     by_kind: dict[str, list[Any]] = {}
     for key, count in uses.items():
@@ -227,8 +267,8 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
         groups.append({"id": group_of_kind[kind], "start": len(shared), "count": len(keys)})
         for key in keys:
             index[key] = len(shared)
-            shared.append(key if isinstance(key, str) else list(key))
+            shared.append(values[key[1]] if _is_stored(key) else key if isinstance(key, str) else list(key))
     for record in collected.runs:  # the groups each run's shared texts come from
         needed = {first_kind[k] for k in distinct_of.pop(record.id) if k in index}
         runs[record.id]["shared"] = sorted(group_of_kind[k] for k in needed)
-    return Drilldown(runs, shared, groups, store, collected, index, columns_of)
+    return Drilldown(runs, shared, groups, collected, index, values, columns_of)

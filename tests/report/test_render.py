@@ -324,3 +324,35 @@ def test_loss_chart_names_each_fine_tunes_precision(store, tmp_path):
     older = b.add_finetune(store, "older", [(5, 3.1, 3.3), (10, 2.5, 2.8)])  # from before precision was recorded
     html = render_report(store, tmp_path / "r.html").read_text()
     assert f"fast ({bf16}, bf16)" in html and f"older ({older}, fp32)" in html
+
+
+def test_texts_the_store_keeps_once_reach_the_page_as_written(store, tmp_path):
+    # the drill-down reads stored texts as content hashes: a long response written once is inline
+    # in its run's block, one written by two runs (judge and human) is a shared value, and a
+    # stored text in a field whose other values are numbers is put back as its text
+    long_once = "a response long enough to be kept once in the store's contents table <b>&</b>" * 2
+    long_twice = "the same response in a judge run and a human vote, stored once in contents" * 2
+    with store.start_run("judge-pairwise", "m", {}) as judged:
+        judged.add_samples([
+            ("i/1", {"instruction": "q1", "output_1": "ref", "output_2": long_twice, "preference": 2.0}),
+            ("i/2", {"instruction": "q2", "output_1": "ref", "output_2": long_once, "preference": 1.0}),
+            ("i/3", {"instruction": "q3", "output_1": "ref", "output_2": "short", "preference": 1.5}),
+            ("i/4", {"instruction": "q4", "output_1": long_once + " reference", "output_2": None, "preference": 1.0}),
+        ])
+    with store.start_run("human", "m vs n", {}) as voted:
+        voted.add_samples([("p/r", {"model_a": "m", "response_a": long_twice, "model_b": "n", "response_b": "short",
+                                     "outcome": "a", "rater": "r"}),
+                           ("q/r", {"model_a": "m", "model_b": "n", "response_b": long_once + " b", "outcome": "b", "rater": "r"}),
+                           ("s/r", {"model_a": "m", "model_b": "n", "response_b": 7.5, "outcome": "b", "rater": "r"})])
+    items = decode_items(Page(render_report(store, tmp_path / "s.html").read_text(encoding="utf-8")))
+    judged_rows = {row[0]: row for row in items["runs"][judged.id]["items"]}
+    fields = items["runs"][judged.id]["fields"]
+    expected = dict(store.samples(judged.id))
+    for item, row in judged_rows.items():
+        for name, value in zip(fields, row[1:]):
+            assert value == expected[item].get(name), (item, name)
+    assert long_twice in items["shared"] and long_once not in items["shared"]
+    votes, vote_fields = items["runs"][voted.id]["items"], items["runs"][voted.id]["fields"]
+    assert items["runs"][voted.id]["text"][vote_fields.index("response_b")] == 0  # a number among its texts
+    assert [row[vote_fields.index("response_b") + 1] for row in votes] == ["short", long_once + " b", 7.5]
+    assert [row[vote_fields.index("response_a") + 1] for row in votes] == [long_twice, None, None]
