@@ -16,14 +16,14 @@ def run() -> NoReturn:
 
     Once torch and transformers are loaded, CPython's finalisation (freeing their few thousand
     modules and the C++ state behind them) takes 2-3 s on a 2-core CPU after the command's
-    work is done, durable and printed: a fine-tune's "last step to exit" budget is 3 s. The
-    steps of a normal exit that matter still happen, in the interpreter's order: other
-    threads are waited for, atexit handlers run (library clean-ups, log handlers), stdio is
-    flushed. Only processes that loaded torch take this path; tests call :func:`main`.
+    work is done, durable and printed: a fine-tune's "last step to exit" budget is 3 s; a
+    20-model report spends 0.7 s freeing the records it read. The steps of a normal exit that
+    matter still happen, in the interpreter's order: other threads are waited for, atexit
+    handlers run (library clean-ups, log handlers), stdio is flushed. Every file evalkit
+    writes is closed by the command itself (the store, reports, exports). Tests call
+    :func:`main`.
     """
-    code = main()
-    if "torch" not in sys.modules:
-        raise SystemExit(code)
+    code = main(process_exits=True)
     threading._shutdown()  # what interpreter exit does first: join non-daemon threads
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):

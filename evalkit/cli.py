@@ -9,6 +9,7 @@ declared here once; ``evalkit SUB --help`` lists them all. Each command group ha
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sqlite3
@@ -966,10 +967,24 @@ def _describe_os_error(exc: BaseException) -> str:
     return f"{reason} ({type(exc).__name__}; run with -v for details)"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# Commands that read or import records and exit: the cycle collector's full passes over their
+# heap (every sample of 20 runs for a report) free nothing, as the records hold no cycles; see
+# evalkit.heap. Long-running commands (finetune, generate, judge, experiment) keep it on.
+_RECORD_COMMANDS = frozenset({
+    "cmd_report", "cmd_leaderboard", "cmd_compare", "cmd_runs_list", "cmd_runs_show", "cmd_runs_export",
+    "cmd_runs_import", "cmd_import_responses", "cmd_import_alpaca_eval", "cmd_import_lm_eval", "cmd_import_arena",
+    "cmd_pairs_export", "cmd_pairs_import", "cmd_pairs_agreement", "cmd_arena", "cmd_store_merge",
+})
+
+
+def main(argv: Sequence[str] | None = None, *, process_exits: bool = False) -> int:
+    """Run one command; ``process_exits``: the process ends after it (the ``evalkit`` command),
+    so a record command may leave the cycle collector off until then."""
     parser = build_parser()
     args = parser.parse_args(argv)
     verbose = getattr(args, "verbose", False)
+    if process_exits and getattr(args.func, "__name__", "") in _RECORD_COMMANDS:
+        gc.disable()
     try:
         return int(args.func(args) or 0)
     except EvalkitError as exc:

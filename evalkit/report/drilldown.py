@@ -161,6 +161,7 @@ class Drilldown:
     _shared_index: dict[Any, int] = field(repr=False)
     _stored_values: dict[str, Any] = field(repr=False)  # content hash -> text, for every stored text the runs use
     _columns: dict[str, list[list[Any]]] = field(default_factory=dict, repr=False)  # run -> item ids, then its field columns
+    _store: ResultsStore | None = field(default=None, repr=False)
 
     def blocks(self) -> Iterator[tuple[str, list[Any]]]:
         for record in self._collected.runs:
@@ -188,6 +189,7 @@ class Drilldown:
             else:
                 kinds = set(map(type, column))
                 if tuple in kinds:  # a stored text in a column of numbers: its value
+                    values.update(self._store.shared_values(v[1] for v in column if type(v) is tuple))
                     column = [values[v[1]] if type(v) is tuple else v for v in column]
                 if kinds & {float, list, dict}:
                     column = _rounded_column(column)
@@ -201,12 +203,8 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
     first_kind: dict[Any, str] = {}  # sees a question beside its prompt and compresses the repeat)
     distinct_of: dict[str, dict[Any, None]] = {}  # run -> its shareable texts, each once
     columns_of: dict[str, list[list[Any]]] = {}  # kept for the rows
-    digests: set[str] = set()
     for record in collected.runs:
         stored = store.samples_with_refs(record.id)  # texts kept once in the store stay hashes
-        for _, _, refs in stored:
-            if refs:
-                digests.update(refs.values())
         fields = _fields(record.kind, [p for _, p, _ in stored])
         columns = _columns(fields, stored)
         columns_of[record.id] = [[item_id for item_id, _, _ in stored], *columns]
@@ -225,8 +223,7 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
         keys = [k for row in zip(*key_columns) for k in row if k is not None]
         uses.update(keys)
         distinct_of[record.id] = dict.fromkeys(keys)
-        for key in distinct_of[record.id]:
-            first_kind.setdefault(key, record.kind)
+        first_kind.update(dict.fromkeys(distinct_of[record.id].keys() - first_kind.keys(), record.kind))
         del keys, key_columns
         prov = collected.provenance[record.id]
         models = {record.model} if record.model else set()
@@ -251,7 +248,8 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
             "shared": [],
         }
         del stored
-    values = store.shared_values(digests)
+    # the stored texts the rows use (one in a column of numbers is fetched when its rows are built)
+    values = store.shared_values(k[1] for k in first_kind if type(k) is tuple and k[0] is _STORED)
     # grouped by the kind that first uses them, each group in order of first use
     by_kind: dict[str, list[Any]] = {}
     for key, count in uses.items():
@@ -268,7 +266,8 @@ def build_drilldown(store: ResultsStore, collected: Collected, *, setup_letter: 
         for key in keys:
             index[key] = len(shared)
             shared.append(values[key[1]] if _is_stored(key) else key if isinstance(key, str) else list(key))
-    for record in collected.runs:  # the groups each run's shared texts come from
-        needed = {first_kind[k] for k in distinct_of.pop(record.id) if k in index}
-        runs[record.id]["shared"] = sorted(group_of_kind[k] for k in needed)
-    return Drilldown(runs, shared, groups, collected, index, values, columns_of)
+    keys_of_group = {kind: set(keys) for kind, keys in by_kind.items()}
+    for record in collected.runs:  # the groups each run's shared texts come from (set operations in C)
+        distinct = distinct_of.pop(record.id)
+        runs[record.id]["shared"] = sorted(group_of_kind[kind] for kind, keys in keys_of_group.items() if not keys.isdisjoint(distinct))
+    return Drilldown(runs, shared, groups, collected, index, values, columns_of, store)

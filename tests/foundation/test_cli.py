@@ -249,7 +249,7 @@ def test_importing_the_same_file_again_reuses_the_run_and_says_so(run_cli, tmp_p
 _QUICK_EXIT_SCRIPT = r"""
 import atexit, sys, threading, time
 from pathlib import Path
-import torch  # the quick exit is taken only once torch is loaded
+import torch  # what makes the quick exit matter most: tearing down torch's modules
 import evalkit.__main__ as entry
 
 out = Path(sys.argv[1])
@@ -259,7 +259,7 @@ def late_writer():
     time.sleep(0.3)
     (out / "thread").write_text("joined")
 
-def command():
+def command(**_):
     threading.Thread(target=late_writer).start()  # not a daemon: exit waits for it
     sys.stdout.write("x" * 200_000)  # more than a pipe holds: all of it must be flushed
     sys.stderr.write("done\n")
@@ -277,3 +277,17 @@ def test_the_command_exits_quickly_yet_like_the_interpreter(tmp_path):
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert proc.stdout == "x" * 200_000 and proc.stderr == "done\n"
     assert (tmp_path / "atexit").read_text() == "ran" and (tmp_path / "thread").read_text() == "joined"
+
+
+def test_record_commands_of_the_evalkit_process_leave_the_cycle_collector_off(tmp_path):
+    # `evalkit report` & co. hold acyclic records and exit: no full collections over them; the
+    # Python API (main without process_exits, as tests and notebooks call it) leaves gc alone
+    with ResultsStore(tmp_path / "s.db") as store:
+        with store.start_run("mmlu", "m", {}) as run:
+            run.add_sample("q1", {"correct": True})
+    code = ("import gc, sys; from evalkit.cli import main\n"
+            "main(['--store', sys.argv[1], 'runs', 'list'], process_exits=sys.argv[2] == '1'); print('GC', gc.isenabled())")
+    for exits, enabled in (("1", False), ("0", True)):
+        proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.db"), exits], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout.strip().endswith(f"GC {enabled}")
