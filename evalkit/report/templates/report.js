@@ -74,9 +74,29 @@
   var busy = 0;
   var started = false;
 
-  function parsed() {
-    if (document.readyState !== "loading") return null;
-    return new Promise(function (resolve) { document.addEventListener("DOMContentLoaded", resolve); });
+  // A data block can be read once the parser is past it (a node after it exists), so a run near
+  // the top of a large page opens before the rest of the page has been parsed.
+  function complete(node) {
+    return node !== null && (document.readyState !== "loading" || node.nextSibling !== null);
+  }
+  function blocksOf(ids) {
+    var out = [];
+    ids.forEach(function (id) {
+      (RUNS[id] ? RUNS[id].shared : []).forEach(function (groupId) { out.push(document.getElementById(groupId)); });
+      if (RUNS[id]) out.push(blockOf(id));
+    });
+    return out;
+  }
+  function parsed(ids) {
+    if (blocksOf(ids).every(complete)) return null;
+    return new Promise(function (resolve) {
+      function check() {
+        if (blocksOf(ids).every(complete)) { resolve(); return; }
+        if (document.readyState === "loading") setTimeout(check, 20);
+      }
+      document.addEventListener("DOMContentLoaded", check);
+      setTimeout(check, 20);
+    });
   }
   function decodeNode(node) {
     if (node.getAttribute("data-encoding") === "gzip+base64") {
@@ -94,7 +114,7 @@
   // Decode what the runs need: null when it is all there now, else a promise.
   function need(ids) {
     var waits = [];
-    var loading = parsed();
+    var loading = parsed(ids);
     if (loading) return loading.then(function () { return need(ids) || null; });
     ids.forEach(function (id) {
       (RUNS[id] ? RUNS[id].shared : []).forEach(function (groupId) {
