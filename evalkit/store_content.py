@@ -39,6 +39,17 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str, allow_nan=False)
 
 
+def _payload_text(payload: Any) -> str:
+    """A payload's JSON text, by orjson when it can write it (about five times faster than json
+    for 14k MMLU samples); json otherwise: keys that are not strings, odd objects (as text),
+    huge integers, lone surrogates. Payloads reach the store validated, so no NaN is written
+    (orjson would write null, as evalkit reads a NaN back anyway)."""
+    try:
+        return orjson.dumps(payload).decode("utf-8")
+    except (orjson.JSONEncodeError, TypeError):
+        return _dumps(payload)
+
+
 def _shared_text(value: Any) -> str:
     """``_dumps(value)`` of a shareable value (a string or a list of strings), several times
     faster: orjson writes a string exactly as ``json.dumps(ensure_ascii=False)`` does (checked for
@@ -86,7 +97,7 @@ class ContentCache:
         inserted (or pending) in that transaction (never across transactions: a rollback would
         lose them)."""
         if not isinstance(payload, dict):
-            return _dumps(payload), None
+            return _payload_text(payload), None
         stored, shared = payload, {}
         for key in SHARED_FIELDS:
             value = payload.get(key)
@@ -105,7 +116,9 @@ class ContentCache:
                 stored = dict(payload)
             stored[key] = None
             shared[key] = digest
-        return _dumps(stored), (json.dumps(shared, separators=(",", ":")) if shared else None)
+        # the references' text is the same as json.dumps(separators=(",", ":")) writes (hex
+        # digests under field names): readers cache parsed references by it
+        return _payload_text(stored), (orjson.dumps(shared).decode("ascii") if shared else None)
 
     def _fetch(self, conn: sqlite3.Connection, digests: set[str]) -> None:
         wanted = list(digests)

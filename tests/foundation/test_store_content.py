@@ -152,3 +152,21 @@ def test_shared_text_is_the_json_text_the_content_hash_was_always_taken_of(value
 
     assert _shared_text(value) == _dumps(value)
     assert _shared_text("\ud800 lone surrogate \x00\x1f\u2028") == _dumps("\ud800 lone surrogate \x00\x1f\u2028")
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8) | st.integers(0, 9), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _json_values, max_size=5))
+def test_payload_text_reads_back_as_the_json_module_wrote_it(payload):
+    # the faster writer of stored payloads: the same values back (number keys and huge integers
+    # go through json, as before)
+    from evalkit.store_content import _dumps, _payload_text, loads
+
+    assert loads(_payload_text(payload)) == loads(_dumps(payload))
