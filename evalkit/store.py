@@ -29,6 +29,7 @@ import socket
 import sqlite3
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -281,13 +282,30 @@ class ResultsStore:
             if self.path.stat().st_size > 0:
                 # refuse someone else's database before anything (journal mode, tables) is changed
                 self._check_evalkit_store()
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.execute("PRAGMA foreign_keys=ON")
-            self._conn.execute("PRAGMA busy_timeout=60000")
-            self._migrate()
+            self._set_up()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: {_sqlite_problem(exc)}") from None
+
+    def _set_up(self) -> None:
+        """WAL mode, pragmas and migrations. Two processes that create the same new store at once
+        (both ranks of a torchrun fine-tune, two commands started together) meet a lock that
+        SQLite reports at once instead of waiting for (switching to WAL, upgrading a fresh file):
+        the later one retries for up to a minute, as the busy timeout would."""
+        deadline = time.monotonic() + 60
+        pause = 0.005
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.execute("PRAGMA foreign_keys=ON")
+                self._conn.execute("PRAGMA busy_timeout=60000")
+                self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.25)
 
     def _open_read_only(self) -> None:
         if self.path.is_dir():

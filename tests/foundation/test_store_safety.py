@@ -272,3 +272,33 @@ def test_metrics_with_numpy_types_are_stored_as_plain_numbers(tmp_path):
         m = store.metrics(run.id)["acc"]
         assert (m.value, round(m.stderr, 6), m.n) == (0.5, 0.1, 20)
         time.sleep(0)
+
+
+def _create_stores_in_step(folder: str, rounds: int, barrier, errors) -> None:
+    for k in range(rounds):
+        barrier.wait()
+        try:
+            ResultsStore(os.path.join(folder, f"new-{k}.db")).close()
+        except Exception as exc:  # noqa: BLE001  (any failure is the finding)
+            errors.put(f"round {k}: {exc}")
+
+
+def test_two_processes_creating_the_same_new_store_at_once_both_succeed(tmp_path):
+    # both ranks of a torchrun fine-tune open a new --store together: switching a fresh file to
+    # WAL is a lock SQLite reports at once (without the busy timeout); before the retry, about
+    # 4 in 10 such pairs failed with "database is locked"
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    barrier, errors = context.Barrier(2), context.Queue()
+    workers = [context.Process(target=_create_stores_in_step, args=(str(tmp_path), 15, barrier, errors)) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    found = []
+    while not errors.empty():
+        found.append(errors.get())
+    assert found == [] and all(w.exitcode == 0 for w in workers)
+    with ResultsStore(tmp_path / "new-0.db") as store:
+        assert store.schema_version >= 3 and store.list_runs() == []
