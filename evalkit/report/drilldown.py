@@ -73,10 +73,6 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
 
 
-def _key(value: Any) -> Any:
-    return value if isinstance(value, str) else tuple(value)
-
-
 def _rounded(value: Any) -> Any:
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
