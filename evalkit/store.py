@@ -701,7 +701,7 @@ class ResultsStore:
         reading the whole run."""
         wanted = list(dict.fromkeys(item_ids))
         rows: list[tuple[str, str, str | None]] = []
-        shared = "shared" if self.read_only is False or self._schema_version() >= 2 else "NULL"
+        shared = self._shared_column()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             rows += self._execute(
@@ -711,12 +711,14 @@ class ResultsStore:
         with self._lock:
             return dict(self._contents.resolve(self._conn, rows))
 
+    def _shared_column(self) -> str:
+        # a store older than shared content, opened read-only (so not migrated), has no `shared`
+        return "shared" if self.read_only is False or self._schema_version() >= 2 else "NULL"
+
     def _sample_rows(self, run_id: str) -> list[tuple[str, str, str | None]]:
         """A run's stored ``(item_id, payload JSON, shared JSON)`` rows in sample order."""
-        # a store older than shared content, opened read-only (so not migrated), has no `shared`
-        shared = "shared" if self.read_only is False or self._schema_version() >= 2 else "NULL"
         return self._execute(
-            f"SELECT item_id, payload, {shared} FROM samples WHERE run_id=? ORDER BY seq", (run_id,)
+            f"SELECT item_id, payload, {self._shared_column()} FROM samples WHERE run_id=? ORDER BY seq", (run_id,)
         ).fetchall()
 
     def sample_count(self, run_id: str) -> int:
@@ -760,13 +762,13 @@ class ResultsStore:
         contents: list[tuple[str, str]] = []
         rows = []
         for item_id, payload in items:
-            stored, shared = self._contents.split(self._conn, payload, written, contents)
+            stored, shared = self._contents.split(payload, written, contents)
             rows.append((run_id, item_id, run_id, stored, shared, now))
         count = len(rows)
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.executemany("INSERT OR IGNORE INTO contents (hash, value) VALUES (?, ?)", contents)
+                store_content.insert_contents(self._conn, contents)
                 # keep the original position of an item that is rewritten (no duplicates)
                 self._conn.executemany(
                     "INSERT INTO samples (run_id, item_id, seq, payload, shared, created_at) VALUES (?, ?,"
@@ -871,9 +873,9 @@ class ResultsStore:
                 contents: list[tuple[str, str]] = []
                 rows = []
                 for seq, (item_id, payload) in enumerate(samples):
-                    stored, shared = self._contents.split(self._conn, payload, written, contents)
+                    stored, shared = self._contents.split(payload, written, contents)
                     rows.append((run["id"], item_id, seq, stored, shared, now))
-                self._conn.executemany("INSERT OR IGNORE INTO contents (hash, value) VALUES (?, ?)", contents)
+                store_content.insert_contents(self._conn, contents)
                 self._conn.executemany(
                     "INSERT INTO samples (run_id, item_id, seq, payload, shared, created_at) VALUES (?,?,?,?,?,?)", rows
                 )

@@ -18,7 +18,7 @@ import hashlib
 import json
 import sqlite3
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -81,6 +81,24 @@ def _shareable(value: Any) -> bool:
     return False
 
 
+def _unresolved(rows: Iterable[tuple[str, str, str | None]], refs_of: dict[str, dict[str, str]]) -> Iterator[tuple[str, Any, dict[str, str] | None]]:
+    """``(item_id, payload, refs)`` from stored ``(item_id, payload JSON, shared JSON)`` rows, one
+    at a time (a reader that keeps only a few fields never holds every payload); ``refs_of``
+    caches parsed references by their text (the same item's in every run)."""
+    for item_id, payload, shared in rows:
+        refs = (refs_of.get(shared) or refs_of.setdefault(shared, loads(shared))) if shared else None
+        try:  # loads() inlined: one call fewer per row at 300k rows
+            value = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            value = loads(payload)
+        yield item_id, value, refs
+
+
+def insert_contents(conn: sqlite3.Connection, contents: list[tuple[str, str]]) -> None:
+    """Insert the ``(hash, text)`` pairs :meth:`ContentCache.split` gathered, in the caller's transaction."""
+    conn.executemany("INSERT OR IGNORE INTO contents (hash, value) VALUES (?, ?)", contents)
+
+
 class ContentCache:
     """Splits payloads on write and joins them on read, keeping decoded shared values."""
 
@@ -88,14 +106,11 @@ class ContentCache:
         self._values: dict[str, Any] = {}
         self._refs: dict[str, dict[str, str]] = {}  # ``shared`` column text -> parsed (same item, many runs)
 
-    def split(
-        self, conn: sqlite3.Connection, payload: Any, written: set[str] | None = None, pending: list[tuple[str, str]] | None = None,
-    ) -> tuple[str, str | None]:
-        """(payload JSON without the shared values, ``{field: hash}`` JSON or None). Inserts the
-        shared values into ``contents`` in the caller's transaction, or appends ``(hash, text)``
-        to ``pending`` for the caller to insert in that transaction; ``written``: hashes already
-        inserted (or pending) in that transaction (never across transactions: a rollback would
-        lose them)."""
+    def split(self, payload: Any, written: set[str], pending: list[tuple[str, str]]) -> tuple[str, str | None]:
+        """(payload JSON without the shared values, ``{field: hash}`` JSON or None). Appends each
+        shared value's ``(hash, text)`` to ``pending`` for the caller to insert
+        (:func:`insert_contents`) in its transaction; ``written``: hashes already pending in that
+        transaction (never across transactions: a rollback would lose them)."""
         if not isinstance(payload, dict):
             return _payload_text(payload), None
         stored, shared = payload, {}
@@ -105,13 +120,9 @@ class ContentCache:
                 continue
             text = _shared_text(value)
             digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:HASH_LENGTH]
-            if written is None or digest not in written:
-                if pending is not None:
-                    pending.append((digest, text))
-                else:
-                    conn.execute("INSERT OR IGNORE INTO contents (hash, value) VALUES (?, ?)", (digest, text))
-                if written is not None:
-                    written.add(digest)
+            if digest not in written:
+                pending.append((digest, text))
+                written.add(digest)
             if stored is payload:
                 stored = dict(payload)
             stored[key] = None
@@ -133,67 +144,44 @@ class ContentCache:
         if missing:
             raise sqlite3.DatabaseError(f"shared content {missing[0]} is missing from the store (damaged database)")
 
+    def _ensure(self, conn: sqlite3.Connection, wanted: set[str]) -> None:
+        """Every value in ``wanted`` decoded in the cache (fetched once)."""
+        needed = {d for d in wanted if d not in self._values}
+        if needed:
+            if len(self._values) + len(needed) > CACHE_LIMIT:
+                # make room, then fetch every value wanted: ones cached before are gone too
+                self._values.clear()
+                needed = wanted
+            self._fetch(conn, needed)
+
     def resolve(self, conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str | None]]) -> list[tuple[str, Any]]:
         """``(item_id, payload)`` from ``(item_id, payload JSON, shared JSON)`` rows."""
-        refs_of = self._refs
-        if len(refs_of) > CACHE_LIMIT:
-            refs_of.clear()
-        rows = [(item_id, payload, (refs_of.get(shared) or refs_of.setdefault(shared, loads(shared))) if shared else None)
-                for item_id, payload, shared in rows]
+        rows = self.unresolved(rows)
         # the same references (an item's question, choices and prompt) recur in every model's run:
         # check each distinct reference map once
         distinct = {id(refs): refs for _, _, refs in rows if refs}
-        batch = {d for refs in distinct.values() for d in refs.values()}
-        needed = {d for d in batch if d not in self._values}
-        if needed:
-            if len(self._values) + len(needed) > CACHE_LIMIT:
-                # make room, then fetch every value these rows use: ones cached before are gone too
-                self._values.clear()
-                needed = batch
-            self._fetch(conn, needed)
+        self._ensure(conn, {d for refs in distinct.values() for d in refs.values()})
         values = self._values
-        fast_loads, slow_loads = orjson.loads, loads
-        out = []
-        append = out.append
-        for item_id, payload, refs in rows:
-            try:
-                value = fast_loads(payload)
-            except orjson.JSONDecodeError:
-                value = slow_loads(payload)
+        for _, value, refs in rows:
             if refs:
                 for key, digest in refs.items():
                     shared = values[digest]
                     value[key] = shared[:] if type(shared) is list else shared  # lists: the caller's own copy
-            append((item_id, value))
-        return out
+        return [(item_id, value) for item_id, value, _ in rows]
 
     def unresolved(self, rows: Iterable[tuple[str, str, str | None]]) -> list[tuple[str, Any, dict[str, str] | None]]:
         """``(item_id, payload, refs)`` from stored rows without fetching any shared value: a
         shared field is null in ``payload`` and its content hash is ``refs[field]`` (a reader
         that only needs to know which texts are equal, such as the report, never decodes them
         per item)."""
-        refs_of = self._refs
-        if len(refs_of) > CACHE_LIMIT:
-            refs_of.clear()
-        out = []
-        for item_id, payload, shared in rows:
-            refs = (refs_of.get(shared) or refs_of.setdefault(shared, loads(shared))) if shared else None
-            try:
-                value = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                value = loads(payload)
-            out.append((item_id, value, refs))
-        return out
+        if len(self._refs) > CACHE_LIMIT:
+            self._refs.clear()
+        return list(_unresolved(rows, self._refs))
 
     def values_of(self, conn: sqlite3.Connection, digests: Iterable[str]) -> dict[str, Any]:
         """content hash -> shared value (decoded once; lists are shared, not copied: read only)."""
         wanted = set(digests)
-        needed = {d for d in wanted if d not in self._values}
-        if needed:
-            if len(self._values) + len(needed) > CACHE_LIMIT:
-                self._values.clear()
-                needed = wanted
-            self._fetch(conn, needed)
+        self._ensure(conn, wanted)
         return {d: self._values[d] for d in wanted}
 
 
@@ -212,10 +200,12 @@ def share_existing_samples(conn: sqlite3.Connection) -> None:
         ).fetchall()
         if not rows:
             break
+        contents: list[tuple[str, str]] = []
         for rowid, payload in rows:
-            stored, shared = cache.split(conn, json.loads(payload), written)
+            stored, shared = cache.split(json.loads(payload), written, contents)
             if shared is not None:
                 conn.execute("UPDATE samples SET payload=?, shared=? WHERE rowid=?", (stored, shared, rowid))
+        insert_contents(conn, contents)
         last = rows[-1][0]
 
 
@@ -298,19 +288,28 @@ def _digest(value: Any) -> str | None:
     return "sha256:" + hashlib.sha256(_dumps(value).encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
+def _item_values(fields: tuple[str, ...], payload: Any, refs: dict[str, str]) -> dict[str, Any]:
+    """The kind's ``fields`` that the payload has (a missing field stays missing, so
+    ``payload.get`` and "missing field" errors behave as on the payload); a field in ``refs`` (a
+    stored row's shared text) is its content hash, which is the digest of its text."""
+    values: dict[str, Any] = {}
+    if isinstance(payload, dict):
+        for name in fields:
+            if name not in payload:
+                continue
+            if name in refs:
+                values[name] = "sha256:" + refs[name]
+            elif name in DIGESTED_FIELDS:
+                values[name] = _digest(payload[name])
+            else:
+                values[name] = payload[name]
+    return values
+
+
 def item_values_of(kind: str, samples: Iterable[tuple[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
-    """``(item_id, values)`` in sample order: the kind's fields that the payload has (a missing
-    field stays missing, so ``payload.get`` and "missing field" errors behave as on the payload)."""
+    """``(item_id, values)`` in sample order, from payloads as read (shared texts in place)."""
     fields = ITEM_VALUE_FIELDS.get(kind, ())
-    out = []
-    for item_id, payload in samples:
-        values: dict[str, Any] = {}
-        if isinstance(payload, dict):
-            for name in fields:
-                if name in payload:
-                    values[name] = _digest(payload[name]) if name in DIGESTED_FIELDS else payload[name]
-        out.append((item_id, values))
-    return out
+    return [(item_id, _item_values(fields, payload, {})) for item_id, payload in samples]
 
 
 def item_values_of_rows(kind: str, rows: Iterable[tuple[str, str, str | None]]) -> list[tuple[str, dict[str, Any]]]:
@@ -318,24 +317,7 @@ def item_values_of_rows(kind: str, rows: Iterable[tuple[str, str, str | None]]) 
     a shared field's digest is its content hash, so no shared text is fetched or hashed again
     (a 14,042-item MMLU run finishes in a fraction of the time of resolving it)."""
     fields = ITEM_VALUE_FIELDS.get(kind, ())
-    refs_of: dict[str, dict[str, str]] = {}
-    out = []
-    for item_id, payload_text, shared_text in rows:
-        payload = loads(payload_text)
-        values: dict[str, Any] = {}
-        if isinstance(payload, dict):
-            refs = (refs_of.get(shared_text) or refs_of.setdefault(shared_text, loads(shared_text))) if shared_text else {}
-            for name in fields:  # in the kind's field order, as item_values_of writes them
-                if name not in payload:
-                    continue
-                if name in refs:
-                    values[name] = "sha256:" + refs[name]
-                elif name in DIGESTED_FIELDS:
-                    values[name] = _digest(payload[name])
-                else:
-                    values[name] = payload[name]
-        out.append((item_id, values))
-    return out
+    return [(item_id, _item_values(fields, payload, refs or {})) for item_id, payload, refs in _unresolved(rows, {})]
 
 
 def _pack(values: list[tuple[str, dict[str, Any]]]) -> bytes:
