@@ -17,14 +17,7 @@ from evalkit.compare.modes import (
     compare_votes,
     refused_row,
 )
-from evalkit.compare.selection import (
-    NoRuns,
-    NotComparable,
-    PairedRuns,
-    memoized,
-    pair_runs,
-    select_pair,
-)
+from evalkit.compare.selection import NoRuns, NotComparable, PairedRuns, memoized, pair_runs, select_pair
 from evalkit.compare.stats import REFUSED, holm, percentile_interval, verdict
 from evalkit.errors import EvalkitError, InputError
 from evalkit.heap import no_cycle_collection
@@ -313,11 +306,7 @@ def _bradley_terry_fits(store, battles, *, rounds: int, seed: int, progress: boo
 
     import pandas as pd
 
-    from evalkit.metrics.bradley_terry import (
-        BATTLE_COLUMNS,
-        bootstrap_bradley_terry,
-        fit_bradley_terry,
-    )
+    from evalkit.metrics.bradley_terry import BATTLE_COLUMNS, bootstrap_bradley_terry, fit_bradley_terry
 
     rows = pd.util.hash_pandas_object(battles[list(BATTLE_COLUMNS)], index=False).to_numpy()
     key = (hashlib.sha256(rows.tobytes()).hexdigest(), rounds, seed)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from evalkit.compare.comparison import preference_value
 from evalkit.compare.selection import NoRuns, NotComparable, select_pair
 from evalkit.errors import EvalkitError
@@ -32,10 +30,9 @@ def items_differing(
     except (NotComparable, NoRuns) as exc:
         raise EvalkitError(f"{mode}: {model_a!r} and {model_b!r} cannot be compared: {exc}") from None
     if mode == "mmlu":  # the common case at scale: 0/1 per question, without a call per item
-        correct_a = np.array([float(bool(c)) for c in paired.column("a", "correct")])
-        correct_b = np.array([float(bool(c)) for c in paired.column("b", "correct")])
-        values = _Pairs(correct_a, correct_b)
-        kept = np.flatnonzero(correct_a != correct_b).tolist()  # every gap is 1: item order
+        values = list(zip([float(bool(c)) for c in paired.column("a", "correct")],
+                          [float(bool(c)) for c in paired.column("b", "correct")]))
+        kept = [k for k, (a, b) in enumerate(values) if a != b]  # every gap is 1: item order
     else:
         values = [_item_values(mode, item, pa, pb, paired)
                   for item, pa, pb in zip(paired.item_ids, paired.payloads_a, paired.payloads_b)]
@@ -52,16 +49,6 @@ def items_differing(
         (a, b), pa, pb = values[k], texts_a[item], texts_b[item]
         rows.append({"item_id": item, "a": a, "b": b, "diff": b - a, **_texts(mode, pa, pb)})
     return rows
-
-
-class _Pairs:
-    """``values[k]`` as ``(a, b)`` floats, from two arrays."""
-
-    def __init__(self, a: np.ndarray, b: np.ndarray):
-        self.a, self.b = a, b
-
-    def __getitem__(self, k: int) -> tuple[float, float]:
-        return float(self.a[k]), float(self.b[k])
 
 
 def _item_values(mode: str, item: str, pa: dict, pb: dict, paired) -> tuple[float, float] | None:

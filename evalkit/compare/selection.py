@@ -99,20 +99,6 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
             )
         payloads_a = [samples_a[i] for i in common]
         payloads_b = [samples_b[i] for i in common]
-    for name, what in schema.ITEM_COMPARABILITY.get(kind, ()):
-        if run_column is not None:
-            values_a, values_b = run_column("a", name), run_column("b", name)
-        else:
-            values_a = [p.get(name) for p in payloads_a]
-            values_b = [p.get(name) for p in payloads_b]
-        if values_a == values_b:  # the usual case, checked in one comparison of two lists
-            continue
-        differing = [item for item, va, vb in zip(common, values_a, values_b) if va != vb]
-        if differing:
-            raise NotComparable(
-                f"different {what} on {len(differing)} of {len(common)} common items "
-                f"(field {name!r}, e.g. item {differing[0]})"
-            )
     paired = PairedRuns(
         run_a,
         run_b,
@@ -123,6 +109,16 @@ def pair_runs(store: ResultsStore, kind: str, run_a: RunRecord, run_b: RunRecord
         only_b=len(ids_b) - len(common),
         run_column=run_column,
     )
+    for name, what in schema.ITEM_COMPARABILITY.get(kind, ()):
+        values_a, values_b = paired.column("a", name), paired.column("b", name)
+        if values_a == values_b:  # the usual case, checked in one comparison of two lists
+            continue
+        differing = [item for item, va, vb in zip(common, values_a, values_b) if va != vb]
+        if differing:
+            raise NotComparable(
+                f"different {what} on {len(differing)} of {len(common)} common items "
+                f"(field {name!r}, e.g. item {differing[0]})"
+            )
     if paired.only_a or paired.only_b:
         paired.notes.append(
             f"compared on the {len(common)} items both have ({paired.only_a} only in A, {paired.only_b} only in B)"

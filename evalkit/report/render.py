@@ -31,13 +31,7 @@ from evalkit.report.charts import interval_chart, loss_chart, mmlu_chart
 from evalkit.report.collect import Collected, ReportStoreView, collect_runs
 from evalkit.report.comparison import MAX_PAIRS, REPORT_BOOTSTRAP, compute_comparisons
 from evalkit.report.drilldown import build_drilldown
-from evalkit.report.leaderboard import (
-    COLUMN_BY_KEY,
-    COLUMNS,
-    Leaderboard,
-    build_leaderboard,
-    format_cell,
-)
+from evalkit.report.leaderboard import COLUMN_BY_KEY, COLUMNS, Leaderboard, build_leaderboard, format_cell
 from evalkit.report.provenance import FIELD_LABELS, Provenance
 from evalkit.store import ResultsStore
 
