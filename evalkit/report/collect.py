@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,33 +16,22 @@ from evalkit.store import ResultsStore, RunRecord
 class Collected:
     runs: list[RunRecord]
     provenance: dict[str, Provenance] = field(default_factory=dict)
-    _samples: dict[str, list[tuple[str, dict[str, Any]]]] = field(default_factory=dict, repr=False)
 
     def of_kind(self, *kinds: str) -> list[RunRecord]:
         return [r for r in self.runs if r.kind in kinds]
 
-    def samples(self, store: ResultsStore, run_id: str) -> list[tuple[str, dict[str, Any]]]:
-        """A run's samples, read from the store once per report."""
-        if run_id not in self._samples:
-            self._samples[run_id] = list(store.samples(run_id))
-        return self._samples[run_id]
-
 
 class ReportStoreView:
-    """The store as the report's comparisons see it: each run's samples read once (shared with
-    the leaderboard and the drill-down), run listings read once, and a memo for what many pairs
-    of models recompute (paired runs, human battles; see :func:`evalkit.compare.selection.memoized`).
-    Everything else goes to the store itself."""
+    """The store as the report's leaderboard and comparisons see it: each run's item values and
+    the run listing read once, and a memo for what many pairs of models recompute (paired runs,
+    human battles; see :func:`evalkit.compare.selection.memoized`). Everything else goes to the
+    store itself."""
 
-    def __init__(self, store: ResultsStore, collected: Collected):
+    def __init__(self, store: ResultsStore):
         self._store = store
-        self._collected = collected
         self._runs: list[RunRecord] | None = None
         self._values: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self.memo: dict[tuple, Any] = {}
-
-    def samples(self, run_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        return iter(self._collected.samples(self._store, run_id))
 
     def item_values(self, run_id: str) -> list[tuple[str, dict[str, Any]]]:
         """A run's cached item values, decoded once per report (every pair of models with this

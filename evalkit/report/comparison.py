@@ -7,7 +7,7 @@ from itertools import combinations
 from typing import Any
 
 from evalkit.errors import EvalkitError
-from evalkit.report.collect import Collected, ReportStoreView
+from evalkit.report.collect import ReportStoreView
 from evalkit.store import ResultsStore
 
 MAX_PAIRS = 45  # every pair of up to 10 models; beyond that, the pairs a reader asks about first
@@ -49,10 +49,11 @@ def _brief(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def compute_comparisons(
-    store: ResultsStore, models: list[str], *, max_pairs: int = MAX_PAIRS, seed: int = 0, collected: Collected | None = None,
+    store: ResultsStore, models: list[str], *, max_pairs: int = MAX_PAIRS, seed: int = 0,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """(pairs, note): each pair ``{"a", "b", "rows", "differing", "error"}``; note says why
-    there are none or what was left out. With ``collected``, samples are the report's (read once)."""
+    there are none or what was left out. Each run's item values are read, and each pair of runs
+    paired, once (through a :class:`ReportStoreView`, the report's own when it passes one)."""
     if len(models) < 2:
         return [], "Fewer than two models: nothing to compare."
     try:
@@ -68,8 +69,8 @@ def compute_comparisons(
     except ImportError:
         ITEM_MODES = ("mmlu", "judge-score", "judge-pairwise")
     pairs = choose_pairs(models, max_pairs)
-    if collected is not None:
-        store = ReportStoreView(store, collected)
+    if not isinstance(store, ReportStoreView):
+        store = ReportStoreView(store)
     out = []
     for a, b in pairs:
         entry: dict[str, Any] = {"a": a, "b": b, "rows": [], "differing": [], "error": None}

@@ -240,7 +240,7 @@ def _charts(store: ResultsStore, board: Leaderboard, collected: Collected) -> li
         charts.append({"caption": "MMLU accuracy by category (dashed: chance)", "svg": svg})
     curves = []
     for run in collected.of_kind("finetune"):
-        points = sorted((p for _, p in collected.samples(store, run.id)), key=lambda p: (p.get("step") is None, p.get("step") or 0))
+        points = sorted((p for _, p in store.samples(run.id)), key=lambda p: (p.get("step") is None, p.get("step") or 0))
         precision = (run.config or {}).get("precision") or "fp32"  # runs from before it was recorded trained in fp32
         curves.append((f"{run.model or run.id} ({run.id}, {precision})", points))
     svg = loss_chart(curves, prefix="c-loss")
@@ -302,8 +302,8 @@ def _render_report(store, out, *, runs, title, include_unfinished, notices, extr
 
     collected = collect_runs(store, runs, include_unfinished=include_unfinished)
     # one view of the store for the leaderboard's significance tests and the comparisons: each
-    # run's samples read once, each pair of runs paired once
-    view = ReportStoreView(store, collected)
+    # run's item values read once, each pair of runs paired once
+    view = ReportStoreView(store)
     board = build_leaderboard(view, collected=collected)
     table_columns, table_rows = _table(board)
     models = [r["model"] for r in board.rows]
