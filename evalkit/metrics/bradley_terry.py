@@ -280,10 +280,10 @@ def _bootstrap_chunk(agg: _Aggregated, counts: np.ndarray) -> tuple[np.ndarray, 
     out, solved = _newton_ratings(agg, weights)
     # a round Newton solved has a maximum (a stationary point), so its estimate exists; only the
     # others are checked (a graph search per round, the slow part otherwise)
-    finite = solved.copy()
-    for k in np.flatnonzero(~solved):
-        finite[k] = _mle_exists(agg, weights[k])
     fallback = np.flatnonzero(~solved)
+    finite = solved.copy()
+    for k in fallback:
+        finite[k] = _mle_exists(agg, weights[k])
     if fallback.size:
         x, y = agg.design()
         with _fast_fits():
